@@ -1,0 +1,1 @@
+"""ovengine package."""
