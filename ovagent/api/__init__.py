@@ -1,0 +1,1 @@
+"""JSON-RPC verb handlers of the agent, one class per namespace."""

@@ -1,0 +1,86 @@
+"""ovagent configuration: conf/ovagent.yaml (+ ovagent.yaml.d/*.yaml drop-ins).
+
+Read once into frozen dataclasses; unknown keys stop startup naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protocol.configfile import load_config
+
+__all__ = ["AgentConfig", "ListenConfig", "TlsConfig", "LibvirtConfig", "SamplingConfig",
+           "VmConfig", "HooksConfig", "load", "DEFAULT_CONFIG_PATH", "parse_listen"]
+
+DEFAULT_CONFIG_PATH = Path("/etc/ov/ovagent.yaml")
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    host: str = "0.0.0.0"
+    port: int = 54321
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    cert: Path = Path("/etc/pki/ov/agent/cert.pem")
+    key: Path = Path("/etc/pki/ov/agent/key.pem")
+    ca: Path = Path("/etc/pki/ov/agent/ca.pem")
+    crl: Path | None = None
+
+
+@dataclass(frozen=True)
+class LibvirtConfig:
+    uri: str = "qemu:///system"
+    lifecycle_threads: int = 8
+    monitoring_threads: int = 4
+    lifecycle_timeout_s: float = 120.0
+    monitoring_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    vm_interval_s: float = 15.0
+    host_interval_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    # A started VM is reported "Powering up" this long before "Up".
+    powering_up_s: float = 10.0
+    # VM.shutdown without a timeout waits this long for the guest.
+    shutdown_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class HooksConfig:
+    dir: Path = Path("/usr/libexec/ov/hooks")
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    libvirt: LibvirtConfig = field(default_factory=LibvirtConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    vm: VmConfig = field(default_factory=VmConfig)
+    hooks: HooksConfig = field(default_factory=HooksConfig)
+    state_dir: Path = Path("/var/lib/ov/agent")
+    log_level: str = "info"
+    max_frame_mib: int = 32
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """HOST:PORT, [IPv6]:PORT or :PORT."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--listen must be HOST:PORT, got {value!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def load(path: Path | None, overrides: dict[str, Any] | None = None) -> AgentConfig:
+    return load_config(AgentConfig, path, overrides)

@@ -1,0 +1,1 @@
+"""Host-level facts and statistics (/proc, /sys, capabilities)."""

@@ -1,0 +1,1 @@
+"""Virtualization: VMs, their lifecycle, sampling, hooks; the Hypervisor role."""

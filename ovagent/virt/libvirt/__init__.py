@@ -1,0 +1,1 @@
+"""The only package that imports libvirt (see boundary.py for the thread rules)."""

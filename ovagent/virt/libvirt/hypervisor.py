@@ -1,0 +1,339 @@
+"""LibvirtHypervisor: the Hypervisor role on real libvirt (QEMU or the test driver).
+
+Events come through libvirtaio on the asyncio loop (no polling). When the
+connection closes (libvirtd restarted), it reconnects with backoff, registers
+its event callbacks again and calls `on_reconnect` so the VM manager can
+resynchronise with whatever happened meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import libvirt
+import libvirtaio
+
+from ..hypervisor import (
+    DomainEvent,
+    DomainEventKind,
+    DomainInfo,
+    DomainSample,
+    EventCallback,
+    HypervisorError,
+    NodeInfo,
+    NodeMemory,
+)
+from .boundary import ConnectionBrokenError, LibvirtBoundary, Pool
+from .codes import domain_state, event_detail, event_kind, state_reason
+from .nodeinfo import node_info_blocking
+
+__all__ = ["LibvirtHypervisor", "ensure_event_loop_impl"]
+
+log = logging.getLogger(__name__)
+
+_STATS_GROUPS = (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+                 | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU
+                 | libvirt.VIR_DOMAIN_STATS_INTERFACE | libvirt.VIR_DOMAIN_STATS_BLOCK)
+# Do not wait for a domain busy with another job: report what is there.
+_STATS_FLAGS = getattr(libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
+
+_NET_KEYS = {"rx.bytes": "rx_bytes", "tx.bytes": "tx_bytes", "rx.pkts": "rx_pkts",
+             "tx.pkts": "tx_pkts", "rx.errs": "rx_errs", "tx.errs": "tx_errs",
+             "rx.drop": "rx_drop", "tx.drop": "tx_drop"}
+_BLOCK_KEYS = {"rd.reqs": "rd_reqs", "wr.reqs": "wr_reqs", "rd.bytes": "rd_bytes",
+               "wr.bytes": "wr_bytes", "rd.times": "rd_times", "wr.times": "wr_times",
+               "fl.reqs": "fl_reqs", "allocation": "allocation", "capacity": "capacity",
+               "physical": "physical"}
+
+
+def ensure_event_loop_impl(loop: asyncio.AbstractEventLoop) -> None:
+    """Route libvirt's event loop through asyncio, once per process.
+
+    libvirt accepts one event implementation per process. If an earlier loop
+    (a previous test's) is closed, the implementation is moved to this loop.
+    """
+    # Silence libvirt's default error printer: errors surface as exceptions.
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    impl = libvirtaio.getCurrentImpl()
+    if impl is None:
+        libvirtaio.virEventRegisterAsyncIOImpl(loop=loop)
+    elif impl.loop is not loop:
+        if not impl.loop.is_closed():
+            raise HypervisorError("libvirt events are bound to another running asyncio loop")
+        impl.loop = loop
+
+
+def _parse_sample(uuid: str, rec: dict[str, Any]) -> DomainSample:
+    s = DomainSample(uuid=uuid, state=domain_state(rec.get("state.state", 0)))
+    s.cpu_time_ns = rec.get("cpu.time", 0)
+    s.cpu_user_ns = rec.get("cpu.user", 0)
+    s.cpu_system_ns = rec.get("cpu.system", 0)
+    s.vcpus = rec.get("vcpu.current", 0)
+    s.balloon_current_kib = rec.get("balloon.current", 0)
+    s.balloon_maximum_kib = rec.get("balloon.maximum", 0)
+    s.memory_rss_kib = rec.get("balloon.rss", 0)
+    for key in ("unused", "available", "usable", "swap_in", "swap_out", "major_fault",
+                "minor_fault", "disk_caches"):
+        value = rec.get(f"balloon.{key}")
+        if value is not None:
+            s.memory_stats[key] = value
+    for i in range(rec.get("net.count", 0)):
+        name = rec.get(f"net.{i}.name")
+        if name:
+            s.net[name] = {ours: rec.get(f"net.{i}.{theirs}", 0)
+                           for theirs, ours in _NET_KEYS.items()}
+    for i in range(rec.get("block.count", 0)):
+        name = rec.get(f"block.{i}.name")
+        if name and f"block.{i}.backingIndex" not in rec:
+            s.block[name] = {ours: rec.get(f"block.{i}.{theirs}", 0)
+                             for theirs, ours in _BLOCK_KEYS.items()}
+    return s
+
+
+class LibvirtHypervisor:
+    def __init__(self, uri: str, *, lifecycle_threads: int = 8, monitoring_threads: int = 4,
+                 lifecycle_timeout_s: float = 120.0, monitoring_timeout_s: float = 30.0,
+                 reconnect_max_s: float = 10.0) -> None:
+        self.uri = uri
+        self._boundary = LibvirtBoundary(lifecycle_threads, monitoring_threads,
+                                         lifecycle_timeout_s, monitoring_timeout_s)
+        self._reconnect_max_s = reconnect_max_s
+        self._conn: libvirt.virConnect | None = None
+        self._driver = ""
+        self._on_event: EventCallback | None = None
+        self._on_reconnect: Callable[[], None] | None = None
+        self._callback_ids: list[int] = []
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._node_info: NodeInfo | None = None
+
+    # -------------------------------------------------------- connection
+    async def connect(self, on_event: EventCallback,
+                      on_reconnect: Callable[[], None] | None = None) -> None:
+        ensure_event_loop_impl(asyncio.get_running_loop())
+        self._on_event = on_event
+        self._on_reconnect = on_reconnect
+        await self._open()
+
+    async def _open(self) -> None:
+        conn = await self._boundary.call(Pool.LIFECYCLE, libvirt.open, self.uri)
+        self._driver = await self._boundary.call(Pool.LIFECYCLE, conn.getType)
+        ids = [
+            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                        self._lifecycle_cb, None),
+            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT,
+                                        self._reboot_cb, None),
+        ]
+        try:
+            ids.append(conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON, self._io_error_cb, None))
+        except libvirt.libvirtError:
+            pass  # the test driver has no I/O error events
+        if not self.uri.startswith("test:"):
+            try:
+                conn.registerCloseCallback(self._close_cb, None)
+                conn.setKeepAlive(5, 3)
+            except libvirt.libvirtError as exc:
+                log.debug("no close callback/keepalive on %s: %s", self.uri, exc)
+        self._conn = conn
+        self._callback_ids = ids
+        log.info("connected to libvirt %s (%s driver)", self.uri, self._driver)
+
+    def is_alive(self) -> bool:
+        return self._conn is not None
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+            try:
+                await self._reconnect_task
+            except asyncio.CancelledError:
+                pass
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            for cb_id in self._callback_ids:
+                try:
+                    conn.domainEventDeregisterAny(cb_id)
+                except libvirt.libvirtError:
+                    pass
+            try:
+                if not self.uri.startswith("test:"):
+                    conn.unregisterCloseCallback()
+                conn.close()
+            except libvirt.libvirtError:
+                pass
+        self._boundary.shutdown()
+
+    def _close_cb(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
+        log.warning("libvirt connection closed (reason %d)", reason)
+        self._connection_broken()
+
+    def _connection_broken(self) -> None:
+        if self._closing:
+            return
+        self._conn = None
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.25
+        while not self._closing:
+            try:
+                await self._open()
+                break
+            except HypervisorError as exc:
+                log.warning("reconnect to %s failed (%s), next try in %.1f s", self.uri, exc,
+                            delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._reconnect_max_s)
+        if self._on_reconnect is not None and not self._closing:
+            self._on_reconnect()
+
+    def _require(self) -> libvirt.virConnect:
+        if self._conn is None:
+            raise ConnectionBrokenError(f"not connected to {self.uri} (reconnecting)")
+        return self._conn
+
+    async def _call(self, pool: Pool, fn: Callable[..., Any], *args: Any,
+                    timeout_s: float | None = None) -> Any:
+        try:
+            return await self._boundary.call(pool, fn, *args, timeout_s=timeout_s)
+        except ConnectionBrokenError:
+            self._connection_broken()
+            raise
+
+    # ------------------------------------------------------------ events
+    def _emit(self, dom: libvirt.virDomain, kind: DomainEventKind, detail: str) -> None:
+        if self._on_event is not None:
+            self._on_event(DomainEvent(dom.UUIDString(), kind, detail))
+
+    def _lifecycle_cb(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int,
+                      detail: int, _opaque: object) -> None:
+        self._emit(dom, event_kind(event), event_detail(event, detail))
+
+    def _reboot_cb(self, _conn: libvirt.virConnect, dom: libvirt.virDomain,
+                   _opaque: object) -> None:
+        self._emit(dom, DomainEventKind.REBOOTED, "")
+
+    def _io_error_cb(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, src: str,
+                     alias: str, action: int, reason: str, _opaque: object) -> None:
+        self._emit(dom, DomainEventKind.IO_ERROR, reason or "eio")
+
+    # ---------------------------------------------------------- domains
+    @staticmethod
+    def _info_blocking(dom: libvirt.virDomain) -> DomainInfo:
+        state, reason = dom.state()
+        return DomainInfo(dom.UUIDString(), dom.name(), domain_state(state), dom.XMLDesc(0),
+                          state_reason(state, reason))
+
+    def _lookup_blocking(self, uuid: str) -> libvirt.virDomain:
+        return self._require().lookupByUUIDString(uuid)
+
+    async def list_domains(self) -> list[DomainInfo]:
+        def run() -> list[DomainInfo]:
+            return [self._info_blocking(d) for d in self._require().listAllDomains(0)]
+        result: list[DomainInfo] = await self._call(Pool.MONITORING, run)
+        return result
+
+    async def create(self, xml: str, start_paused: bool = False) -> DomainInfo:
+        flags = libvirt.VIR_DOMAIN_START_PAUSED if start_paused else 0
+
+        def run() -> DomainInfo:
+            return self._info_blocking(self._require().createXML(xml, flags))
+        result: DomainInfo = await self._call(Pool.LIFECYCLE, run)
+        return result
+
+    async def _domain_op(self, uuid: str, op: Callable[[libvirt.virDomain], Any],
+                         pool: Pool = Pool.LIFECYCLE) -> Any:
+        def run() -> Any:
+            return op(self._lookup_blocking(uuid))
+        return await self._call(pool, run)
+
+    async def destroy(self, uuid: str, graceful: bool = False) -> None:
+        flag = libvirt.VIR_DOMAIN_DESTROY_GRACEFUL if graceful else 0
+        await self._domain_op(uuid, lambda d: d.destroyFlags(flag))
+
+    async def shutdown(self, uuid: str) -> None:
+        await self._domain_op(uuid, lambda d: d.shutdownFlags(
+            libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN if self._driver == "QEMU" else 0))
+
+    async def reboot(self, uuid: str) -> None:
+        await self._domain_op(uuid, lambda d: d.reboot(
+            libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN if self._driver == "QEMU" else 0))
+
+    async def reset(self, uuid: str) -> None:
+        await self._domain_op(uuid, lambda d: d.reset(0))
+
+    async def suspend(self, uuid: str) -> None:
+        await self._domain_op(uuid, lambda d: d.suspend())
+
+    async def resume(self, uuid: str) -> None:
+        await self._domain_op(uuid, lambda d: d.resume())
+
+    async def get_xml(self, uuid: str) -> str:
+        xml: str = await self._domain_op(uuid, lambda d: d.XMLDesc(0), Pool.MONITORING)
+        return xml
+
+    async def set_graphics_password(self, uuid: str, graphics_xml: str) -> None:
+        await self._domain_op(uuid, lambda d: d.updateDeviceFlags(
+            graphics_xml, libvirt.VIR_DOMAIN_AFFECT_LIVE))
+
+    async def set_balloon(self, uuid: str, target_kib: int) -> None:
+        await self._domain_op(uuid, lambda d: d.setMemoryFlags(
+            target_kib, libvirt.VIR_DOMAIN_AFFECT_LIVE))
+
+    # ------------------------------------------------------- monitoring
+    def _sample_blocking(self) -> list[DomainSample]:
+        conn = self._require()
+        samples = []
+        for dom, rec in conn.getAllDomainStats(_STATS_GROUPS, _STATS_FLAGS):
+            sample = _parse_sample(dom.UUIDString(), rec)
+            if "cpu.time" not in rec:
+                # The test driver implements only the state group; its
+                # per-domain info() has CPU time and memory that move.
+                try:
+                    _state, max_kib, cur_kib, vcpus, cpu_ns = dom.info()
+                    sample.cpu_time_ns = cpu_ns
+                    sample.cpu_user_ns = cpu_ns // 2
+                    sample.cpu_system_ns = cpu_ns // 10
+                    sample.vcpus = vcpus
+                    sample.balloon_current_kib = cur_kib
+                    sample.balloon_maximum_kib = max_kib
+                except libvirt.libvirtError:
+                    pass
+            samples.append(sample)
+        return samples
+
+    async def sample(self) -> list[DomainSample]:
+        result: list[DomainSample] = await self._call(Pool.MONITORING, self._sample_blocking)
+        return result
+
+    async def node_info(self) -> NodeInfo:
+        if self._node_info is None:
+            self._node_info = await self._call(Pool.MONITORING, node_info_blocking,
+                                               self._require())
+        return self._node_info
+
+    def _node_memory_blocking(self) -> NodeMemory:
+        conn = self._require()
+        if self._driver == "QEMU":
+            # The node is this machine: the kernel knows best.
+            meminfo = {}
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                key, _, rest = line.partition(":")
+                meminfo[key] = int(rest.split()[0])
+            return NodeMemory(meminfo["MemTotal"],
+                              meminfo.get("MemAvailable", meminfo["MemFree"]))
+        # A simulated node (test driver): its memory is what its domains do not use.
+        used = sum(dom.info()[2]
+                   for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
+        total = conn.getInfo()[1] * 1024
+        return NodeMemory(total, max(0, total - used))
+
+    async def node_memory(self) -> NodeMemory:
+        result: NodeMemory = await self._call(Pool.MONITORING, self._node_memory_blocking)
+        return result
