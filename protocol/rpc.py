@@ -11,6 +11,7 @@ ConnectionLostError. Subscriptions are restored after a reconnect.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import itertools
 import logging
@@ -185,8 +186,10 @@ class RpcClient:
     def start(self) -> None:
         """Stay connected in the background until close()."""
         if self._supervisor is None:
+            # A fresh context: the link outlives whatever operation started it,
+            # so its callbacks must not inherit that operation's flow id.
             self._supervisor = asyncio.get_running_loop().create_task(
-                self._run(), name=f"rpc-client {self.name}")
+                self._run(), name=f"rpc-client {self.name}", context=contextvars.Context())
 
     async def wait_connected(self, timeout_s: float | None = None) -> None:
         await asyncio.wait_for(self._connected.wait(), timeout_s)
@@ -243,7 +246,7 @@ class RpcClient:
             await asyncio.sleep(self._backoff(attempt))
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (attempt - 1))
+        ceiling = min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     async def _open(self) -> None:

@@ -1,0 +1,1 @@
+"""Authentication, authorization, accounting: users, passwords, roles, permissions."""

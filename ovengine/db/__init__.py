@@ -1,0 +1,1 @@
+"""PostgreSQL access: embedded cluster, pool, migrations, repositories."""
