@@ -48,10 +48,26 @@ class Dispatcher:
             return encode_error(None, exc)
         if not is_batch or len(items) == 1:
             answer = await self._answer(items[0])
-            return None if answer is None else dumps(answer)
+            return None if answer is None else self._encode(answer)
         answers = await asyncio.gather(*(self._answer(item) for item in items))
         replies = [a for a in answers if a is not None]
-        return dumps(replies) if replies else None
+        if not replies:
+            return None
+        try:
+            return dumps(replies)
+        except TypeError:  # some result is not JSON: answer that one with an error
+            return b"[" + b",".join(self._encode(a) for a in replies) + b"]"
+
+    @staticmethod
+    def _encode(answer: dict[str, Any]) -> bytes:
+        try:
+            return dumps(answer)
+        except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+            log.error("result of request id %r is not JSON-serializable: %s",
+                      answer.get("id"), exc)
+            return encode_error(answer.get("id"), JsonRpcError(
+                ErrorCode.INTERNAL_ERROR,
+                f"Internal error: result is not JSON-serializable: {exc}"))
 
     async def _answer(self, item: Any) -> dict[str, Any] | None:
         if isinstance(item, InvalidMessage):
@@ -74,10 +90,10 @@ class Dispatcher:
         bound = self.registry.get(method)
         if bound is None:
             raise JsonRpcError(ErrorCode.METHOD_NOT_FOUND, f"Method not found: {method}")
-        if self.guard is not None:
-            self.guard(method)
-        kwargs = self.validator.bind_params(bound.verb, params)
         try:
+            if self.guard is not None:
+                self.guard(method)
+            kwargs = self.validator.bind_params(bound.verb, params)
             result = await bound.handler(**kwargs)
         except JsonRpcError:
             raise

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import sys
 import uuid
-from typing import Iterator
+from typing import Iterator, TextIO
 
 __all__ = ["flow_id", "new_flow_id", "using_flow_id", "FlowIdFilter", "configure_logging",
            "LOG_FORMAT"]
@@ -42,9 +43,9 @@ class FlowIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: int | str = logging.INFO, stream: object = None) -> None:
-    """Root logging for a daemon: every line carries the flow id."""
-    handler = logging.StreamHandler(stream)  # type: ignore[arg-type]
+def configure_logging(level: int | str = logging.INFO, stream: TextIO | None = None) -> None:
+    """Root logging for a daemon (stderr by default): every line carries the flow id."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(FlowIdFilter())
     root = logging.getLogger()

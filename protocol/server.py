@@ -62,7 +62,8 @@ class ServerConnection(StompStream):
     def frame_received(self, frame: Frame) -> None:
         cmd = frame.command
         if cmd == "SEND":
-            self._on_send(frame)
+            if not self._on_send(frame):
+                return  # refused with an ERROR that carries the receipt-id
         elif cmd in ("CONNECT", "STOMP"):
             self._on_connect(frame)
         elif cmd == "SUBSCRIBE":
@@ -71,10 +72,10 @@ class ServerConnection(StompStream):
             self._sub_by_dest[dest] = sub_id
             self._headers.pop(dest, None)
         elif cmd == "UNSUBSCRIBE":
-            dest = self.subscriptions.pop(frame["id"], None)
-            if dest is not None and self._sub_by_dest.get(dest) == frame["id"]:
-                del self._sub_by_dest[dest]
-                self._headers.pop(dest, None)
+            gone = self.subscriptions.pop(frame["id"], None)
+            if gone is not None and self._sub_by_dest.get(gone) == frame["id"]:
+                del self._sub_by_dest[gone]
+                self._headers.pop(gone, None)
         elif cmd == "DISCONNECT":
             self._receipt(frame)
             self.close_reason = "client disconnected"
@@ -96,15 +97,16 @@ class ServerConnection(StompStream):
         self.write(self.codec.send(connected, self.loop.time()))
         self.start_heartbeats()
 
-    def _on_send(self, frame: Frame) -> None:
+    def _on_send(self, frame: Frame) -> bool:
+        """Start serving a request; False when refused with an ERROR frame."""
         dest = frame["destination"]
         if not self.server.is_request_destination(dest):
             # Not fatal: tell the client which destination was wrong and carry on.
             self.write(error_frame(f"unknown destination {dest[:200]}",
                                    f"SEND to {dest!r}: this server accepts requests on "
-                                   f"{', '.join(REQUEST_DESTINATIONS)}",
+                                   f"{', '.join(self.server.request_destinations)}",
                                    frame.get("receipt")))
-            return
+            return False
         reply_to = frame.get("reply-to") or RESPONSE_DESTINATION
         task = self.loop.create_task(
             self._serve(frame.body, reply_to, frame.get("ovirtCorrelationId")))
@@ -116,6 +118,7 @@ class ServerConnection(StompStream):
             assert self.transport is not None
             self.transport.pause_reading()
             self._reading_paused = True
+        return True
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

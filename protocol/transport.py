@@ -15,9 +15,9 @@ import logging
 from .stomp import EndOfStream, Frame, HeartBeat, Limits, Role, StompConnection, Violation
 from .stomp.escaping import escape
 
-__all__ = ["StompStream", "REQUEST_DESTINATION", "REQUEST_DESTINATIONS", "RESPONSE_DESTINATION", "EVENTS_DESTINATION",
-           "IRS_REQUEST_DESTINATION", "IRS_RESPONSE_DESTINATION", "message_header",
-           "send_header"]
+__all__ = ["StompStream", "REQUEST_DESTINATION", "REQUEST_DESTINATIONS", "RESPONSE_DESTINATION",
+           "EVENTS_DESTINATION", "IRS_REQUEST_DESTINATION", "IRS_RESPONSE_DESTINATION",
+           "message_header", "send_header"]
 
 log = logging.getLogger(__name__)
 

@@ -120,7 +120,8 @@ def _refs(ref: TypeRef) -> Iterable[str]:
         yield ref
 
 
-def _check_references(schema: Schema) -> None:
+def _check_references(schema: Schema, origin: dict[str, str]) -> None:
+    """Every type reference must resolve; errors name the file (via `origin`)."""
     known = set(schema.types) | PRIMITIVES
 
     def check(ref: TypeRef, where: str) -> None:
@@ -129,25 +130,27 @@ def _check_references(schema: Schema) -> None:
                 raise SchemaError(f"{where}: unknown type {name!r}")
 
     for t in schema.types.values():
+        where = f"{origin[f'type {t.name}']}: type {t.name}"
         if isinstance(t, ObjectType):
             for p in t.properties:
-                check(p.type, f"type {t.name}.{p.name}")
+                check(p.type, f"{where}.{p.name}")
         elif isinstance(t, AliasType):
-            check(t.source, f"type {t.name}")
+            check(t.source, where)
         elif isinstance(t, MapType):
-            check(t.value, f"type {t.name}")
-            check(t.key, f"type {t.name}")
+            check(t.value, where)
+            check(t.key, where)
         elif isinstance(t, UnionType):
             for o in t.options:
-                check(o, f"type {t.name}")
+                check(o, where)
     for v in schema.verbs.values():
-        for p in v.params:
-            check(p.type, f"verb {v.name} param {p.name}")
+        where = f"{origin[f'verb {v.name}']}: verb {v.name}"
+        for param in v.params:
+            check(param.type, f"{where} param {param.name}")
         if v.returns is not None:
-            check(v.returns, f"verb {v.name} return")
+            check(v.returns, f"{where} return")
     for e in schema.events.values():
         if e.params is not None:
-            check(e.params, f"event {e.name}")
+            check(e.params, f"{origin[f'event {e.name}']}: event {e.name}")
 
 
 def load_schema(paths: Iterable[Path]) -> Schema:
@@ -155,6 +158,7 @@ def load_schema(paths: Iterable[Path]) -> Schema:
     verbs: dict[str, Verb] = {}
     events: dict[str, EventDef] = {}
     seen_in: dict[str, str] = {}
+    origin: dict[str, str] = {}  # "type X" / "verb X" / "event X" -> file name
     for path in sorted(paths):
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f) or {}
@@ -170,19 +174,22 @@ def load_schema(paths: Iterable[Path]) -> Schema:
             if name in PRIMITIVES:
                 raise SchemaError(f"{where}: shadows a primitive type")
             seen_in[name] = path.name
+            origin[f"type {name}"] = path.name
             types[name] = _load_type(name, raw or {}, where)
         for name, raw in (doc.get("verbs") or {}).items():
             where = f"{path.name}: verb {name}"
             if name in verbs:
                 raise SchemaError(f"{where}: already defined")
             verbs[name] = _load_verb(name, raw or {}, where)
+            origin[f"verb {name}"] = path.name
         for name, raw in (doc.get("events") or {}).items():
             raw = raw or {}
             params = raw.get("params")
             events[name] = EventDef(name, _type_ref(params, name) if params else None,
                                     _text(raw.get("description")))
+            origin[f"event {name}"] = path.name
     schema = Schema(types, verbs, events)
-    _check_references(schema)
+    _check_references(schema, origin)
     return schema
 
 

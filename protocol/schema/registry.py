@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar, cast
 
 from .model import Schema, Verb
 
@@ -82,7 +82,7 @@ class VerbRegistry:
             for _, member in inspect.getmembers(api, callable):
                 name = getattr(member, _MARK, None)
                 if name is not None:
-                    self.add(name, member)
+                    self.add(name, cast(Handler, member))  # add() checks it is a coroutine
 
     def verify(self) -> None:
         missing = [n for n in self.schema.verbs if n not in self._bound]

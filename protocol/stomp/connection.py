@@ -2,8 +2,11 @@
 
 No sockets, no asyncio, no clock: the caller passes `now` (seconds, any
 monotonic origin). Parsing is incremental and linear in the input: a partial
-frame is never rescanned from its start, and the buffer is compacted only when
-the consumed prefix is large, so many small frames in one read stay O(n).
+frame is never rescanned from its start, and consumed bytes are dropped when
+the next chunk arrives, which moves at most the unfinished frame's bytes of the
+previous chunk, so many small frames in one read, or one large frame in many
+reads, stay O(n). The buffer never holds more than `max_header_bytes +
+max_body_bytes` plus the chunk just received.
 
 Every limit violation or malformed frame becomes a `Violation` event carrying
 an encoded ERROR frame; after it the connection is closed and further input is
@@ -31,11 +34,6 @@ from .heartbeat import HeartBeatError, interval_ms, parse_heartbeat
 
 __all__ = ["Role", "Limits", "StompConnection", "encode_frame", "error_frame"]
 
-# Compact the receive buffer once this many consumed bytes lie before the read
-# position (and they are at least half the buffer).
-_COMPACT_AT = 64 * 1024
-
-
 class Role(enum.Enum):
     CLIENT = "client"
     SERVER = "server"
@@ -49,7 +47,8 @@ class _State(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_header_bytes: int = 64 * 1024  # command line + header block
+    # Everything before the body: command line, headers and the blank line.
+    max_header_bytes: int = 64 * 1024
     max_headers: int = 128
     max_body_bytes: int = 32 * 1024 * 1024  # getAllVmStats of many VMs is large
     # A silent peer is declared dead after its negotiated interval times this.
@@ -136,6 +135,8 @@ class StompConnection:
         if not data:
             self._eof = True
             return
+        if self._pos:
+            self._discard_consumed()
         self._buf += data
 
     def next_event(self) -> Event | None:
@@ -186,65 +187,71 @@ class StompConnection:
     def _parse_head(self) -> bool:
         buf = self._buf
         start = self._frame_start
+        # The blank line ending the header block must end within the limit. Only
+        # whole terminators inside [start, limit) count, so the outcome does not
+        # depend on how the input was split into reads.
         limit = start + self.limits.max_header_bytes
-        end_lf = buf.find(b"\n\n", self._scan, limit + 2)
-        search_to = end_lf + 2 if end_lf >= 0 else limit + 3
-        end_crlf = buf.find(b"\n\r\n", self._scan, search_to)
-        if end_crlf >= 0 and (end_lf < 0 or end_crlf < end_lf):
+        end_lf = buf.find(b"\n\n", self._scan, limit)
+        # A CRLF blank line ("\n\r\n") wins when it starts before the first "\n\n".
+        end_crlf = buf.find(b"\n\r\n", self._scan, end_lf + 2 if end_lf >= 0 else limit)
+        if end_crlf >= 0:
             head_end, body_start = end_crlf, end_crlf + 3
         elif end_lf >= 0:
             head_end, body_start = end_lf, end_lf + 2
         else:
-            if len(buf) - start > self.limits.max_header_bytes:
+            if len(buf) >= limit:
                 raise _ParseError(
                     f"frame header block exceeds {self.limits.max_header_bytes} bytes")
             # Resume 2 bytes back so a terminator split across reads is found.
             self._scan = max(start, len(buf) - 2)
             return False
-        if head_end - start > self.limits.max_header_bytes:
-            raise _ParseError(f"frame header block exceeds {self.limits.max_header_bytes} bytes")
         try:
             head = buf[start:head_end].decode("utf-8")
         except UnicodeDecodeError:
             raise _ParseError("frame header block is not valid UTF-8") from None
         lines = head.split("\n")
-        command = lines[0].rstrip("\r")
+        if "\r" in head:  # CRLF line ends (a CR inside a value must be escaped as \r)
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        command = lines[0]
         self._check_command(command)
         if len(lines) - 1 > self.limits.max_headers:
             raise _ParseError(f"frame has more than {self.limits.max_headers} headers")
-        raw = command in UNESCAPED_COMMANDS
+        # CONNECT-class headers are never unescaped; others only when they hold a "\".
+        unescaping = "\\" in head and command not in UNESCAPED_COMMANDS
         headers: list[tuple[str, str]] = []
+        body_len = -1
         for line in lines[1:]:
-            if line.endswith("\r"):
-                line = line[:-1]
-            colon = line.find(":")
-            if colon <= 0:
+            name, colon, value = line.partition(":")
+            if not colon or not name:
                 raise _ParseError(f"malformed header line {line[:80]!r}")
-            name, value = line[:colon], line[colon + 1:]
-            if not raw:
+            if unescaping:
                 try:
                     name, value = unescape(name), unescape(value)
                 except EscapeError as exc:
                     raise _ParseError(str(exc)) from None
+            if body_len < 0 and name == "content-length":  # the first one wins
+                body_len = self._content_length(value)
             headers.append((name, value))
         self._pending_head = (command, tuple(headers))
         self._body_start = body_start
-        self._body_len = -1
-        for name, value in headers:
-            if name == "content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    raise _ParseError(f"content-length is not an integer: {value[:40]!r}") from None
-                if length < 0:
-                    raise _ParseError("content-length is negative")
-                if length > self.limits.max_body_bytes:
-                    raise _ParseError(
-                        f"frame body of {length} bytes exceeds {self.limits.max_body_bytes}")
-                self._body_len = length
-                break  # first one wins
+        self._body_len = body_len
         self._scan = body_start
         return True
+
+    def _content_length(self, value: str) -> int:
+        # ASCII digits only: int() would also take "+5", " 5", "1_0" and "\u0662".
+        if not (value.isascii() and value.isdigit()):
+            raise _ParseError(f"content-length is not a non-negative integer: {value[:40]!r}")
+        # Count digits first: int() refuses more than sys.get_int_max_str_digits().
+        digits = value.lstrip("0") or "0"
+        if len(digits) > len(str(self.limits.max_body_bytes)):
+            raise _ParseError(f"frame body of a {len(digits)}-digit length exceeds "
+                              f"{self.limits.max_body_bytes}")
+        length = int(digits)
+        if length > self.limits.max_body_bytes:
+            raise _ParseError(
+                f"frame body of {length} bytes exceeds {self.limits.max_body_bytes}")
+        return length
 
     def _check_command(self, command: str) -> None:
         allowed = CLIENT_COMMANDS if self.role is Role.SERVER else SERVER_COMMANDS
@@ -282,17 +289,21 @@ class StompConnection:
         return frame
 
     def _compact(self) -> None:
-        pos = self._pos
-        if pos == 0:
-            return
-        if pos >= len(self._buf):
+        """Between frames: drop the buffer when everything in it was consumed."""
+        if self._pos and self._pos >= len(self._buf):
             self._buf.clear()
             self._pos = 0
             self._scan = 0
-        elif pos >= _COMPACT_AT and pos * 2 >= len(self._buf):
-            del self._buf[:pos]
-            self._pos = 0
-            self._scan = 0
+
+    def _discard_consumed(self) -> None:
+        """Drop the consumed prefix, shifting the offsets of a frame in progress."""
+        pos = self._pos
+        del self._buf[:pos]
+        self._pos = 0
+        self._scan = max(0, self._scan - pos)
+        if self._frame_start >= 0:
+            self._frame_start -= pos
+            self._body_start -= pos
 
     # ------------------------------------------------------- frame semantics
     def _on_frame_received(self, frame: Frame) -> None:
@@ -301,10 +312,11 @@ class StompConnection:
             if self._state is _State.AWAIT_CONNECT:
                 if cmd not in ("CONNECT", "STOMP"):
                     raise _ParseError(f"expected CONNECT or STOMP as first frame, got {cmd}")
-                versions = [v.strip() for v in (frame.get("accept-version") or "1.0").split(",")]
+                accepted = frame.get("accept-version") or "1.0"
+                versions = [v.strip() for v in accepted.split(",")]
                 if "1.2" not in versions:
-                    raise _ParseError(
-                        f"unsupported STOMP version(s) {','.join(versions)}: this server speaks 1.2")
+                    raise _ParseError(f"unsupported STOMP version(s) {accepted[:40]!r}: "
+                                      "this server speaks 1.2")
                 self._peer_heartbeat = self._parse_heartbeat(frame)
                 self._state = _State.OPEN
                 return

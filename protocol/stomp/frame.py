@@ -49,10 +49,8 @@ class Frame:
     _index: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        index = self._index
-        for name, value in self.headers:
-            if name not in index:
-                index[name] = value
+        # Applied last to first, so the first of repeated headers wins.
+        self._index.update(reversed(self.headers))
 
     @classmethod
     def build(cls, command: str, headers: dict[str, str] | Iterable[tuple[str, str]] | None = None,
