@@ -18,6 +18,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from protocol import pki
 
@@ -99,6 +102,8 @@ class LocalAgent:
     netns: str | None = None  # run inside this network namespace (the lab)
     process: asyncio.subprocess.Process | None = None
     extra_args: tuple[str, ...] = ()
+    # Written to agent.yaml and passed with --config (e.g. faster sampling in tests).
+    agent_config: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -148,7 +153,10 @@ class LocalAgent:
 
     def command(self) -> list[str]:
         uri = self.libvirt_uri or f"test://{self.node_file}"
-        cmd = [sys.executable, "-m", "ovagent", "--listen", f"{self.address}:{self.port}",
+        cmd = [sys.executable, "-m", "ovagent"]
+        if self.agent_config:
+            cmd += ["--config", str(self.directory / "agent.yaml")]
+        cmd += ["--listen", f"{self.address}:{self.port}",
                "--libvirt-uri", uri, "--tls-cert", str(self.cert_file),
                "--tls-key", str(self.key_file), "--tls-ca", str(self.ca_file),
                "--state-dir", str(self.directory / "state"),
@@ -160,6 +168,8 @@ class LocalAgent:
     async def start(self) -> None:
         if not self.libvirt_uri and not self.node_file.exists():
             self.node_file.write_text(node_xml(self.cpus, self.memory_mib))
+        if self.agent_config:
+            (self.directory / "agent.yaml").write_text(yaml.safe_dump(self.agent_config))
         log = open(self.log_file, "ab")
         try:
             self.process = await asyncio.create_subprocess_exec(

@@ -1,0 +1,5 @@
+"""Shared pytest configuration: fixture modules are registered here, one per area."""
+
+pytest_plugins = ["tests.fixtures.protocol"]
+pytest_plugins += ["tests.fixtures.agent"]
+pytest_plugins += ["tests.fixtures.engine"]
