@@ -107,8 +107,14 @@ class LocalAgent:
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        port_file = self.directory / "port"
         if not self.port:
-            self.port = free_port(self.address) if self.netns is None else 54321
+            # Keep the port across runs: the engine knows the host by address:port.
+            if port_file.exists():
+                self.port = int(port_file.read_text())
+            else:
+                self.port = free_port(self.address) if self.netns is None else 54321
+        port_file.write_text(f"{self.port}\n")
 
     # paths
     @property

@@ -70,12 +70,22 @@ class EmbeddedPostgres:
         return f"postgresql://{DB_USER}@/{DB_NAME}?host={self.socket_dir}"
 
     async def _run(self, *args: str, check: bool = True) -> tuple[int, str]:
-        proc = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, user=self._uid, group=self._gid,
-            cwd=str(self.base_dir), env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
-        out, _ = await asyncio.wait_for(proc.communicate(), 120)
-        text = out.decode("utf-8", "replace")
+        cmd = list(args)
+        if self._uid is not None:
+            # setpriv (util-linux) drops to the postgres user; it works under any
+            # event loop (uvloop's subprocess has no user/group arguments).
+            cmd = ["setpriv", f"--reuid={self._uid}", f"--regid={self._gid}",
+                   "--clear-groups", *cmd]
+        # Output goes to a file, not a pipe: pg_ctl's daemonized postmaster can
+        # inherit the pipe (uvloop passes more descriptors) and EOF never comes.
+        out_path = self.base_dir / "command.out"
+        with open(out_path, "w+b") as out:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                cwd=str(self.base_dir), env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
+            await asyncio.wait_for(proc.wait(), 120)
+            out.seek(0)
+            text = out.read().decode("utf-8", "replace")
         if check and proc.returncode != 0:
             raise EmbeddedPostgresError(f"{Path(args[0]).name} failed ({proc.returncode}): "
                                         f"{text.strip()[-2000:]}")
