@@ -2,6 +2,8 @@
 
     ovengine [run] [--config FILE] [--log-level L]
     ovengine demo [--state-dir DIR] [--api-port N] [--hosts N] [--qemu]
+    ovengine lab up [--state-dir DIR] [--api-port N] [--hosts N] [--qemu]
+    ovengine lab down
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--qemu", action="store_true",
                       help="hosts run real VMs with libvirtd + QEMU (default: libvirt's "
                            "test driver)")
+    lab = sub.add_parser("lab", help="engine + hosts in network namespaces (needs root)")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True)
+    up = lab_sub.add_parser("up", help="bring the lab up and keep it up until Ctrl-C")
+    up.add_argument("--state-dir", type=Path, default=Path("/var/lib/ov/lab"))
+    up.add_argument("--api-port", type=int, default=8443)
+    up.add_argument("--hosts", type=int, default=3)
+    up.add_argument("--qemu", action="store_true", help="hosts use libvirtd + QEMU")
+    lab_sub.add_parser("down", help="remove every lab namespace, link and bridge left behind")
     return p
 
 
@@ -58,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
             from .demo import run_demo
 
             uvloop.run(run_demo(args.state_dir, args.api_port, args.hosts, args.qemu, cfg))
+        elif args.command == "lab":
+            from .lab.cli import lab_down, lab_up
+
+            if args.lab_command == "down":
+                uvloop.run(lab_down())
+            else:
+                uvloop.run(lab_up(args.state_dir, args.api_port, args.hosts, args.qemu, cfg))
         else:
             from .daemon import run
 

@@ -1,0 +1,1 @@
+"""The lab: several real hosts on one machine, in network namespaces."""
