@@ -102,6 +102,12 @@ class Agent:
 
     async def start(self) -> None:
         c = self.config
+        watchdog = sdnotify.watchdog_interval_s()
+        if watchdog:
+            # From the start: recovery (hooks, libvirt) may outlast WatchdogSec.
+            async def ping() -> None:
+                sdnotify.notify("WATCHDOG=1")
+            self._every(watchdog, ping, "watchdog")
         self.port = await self.server.start(c.listen.host, c.listen.port)
         sdnotify.notify("STATUS=recovering VMs")
         try:
@@ -113,11 +119,6 @@ class Agent:
         await self.host_stats.sample()
         self._every(c.sampling.vm_interval_s, self.vm_sampler.sample_once, "vm-sampling")
         self._every(c.sampling.host_interval_s, self.host_stats.sample, "host-sampling")
-        watchdog = sdnotify.watchdog_interval_s()
-        if watchdog:
-            async def ping() -> None:
-                sdnotify.notify("WATCHDOG=1")
-            self._every(watchdog, ping, "watchdog")
         sdnotify.notify("READY=1")
         sdnotify.notify(f"STATUS=serving {len(self.manager.vms)} VMs on port {self.port}")
         self.ready.set()
@@ -144,6 +145,10 @@ class Agent:
         self._tasks.clear()
         await self.server.close()
         await self.manager.close()
+        try:
+            await self.hooks.run("after_vdsm_stop")
+        except HookError as exc:
+            log.warning("after_vdsm_stop hook failed: %s", exc)
         log.info("agent stopped (VMs left running)")
 
 

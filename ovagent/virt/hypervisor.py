@@ -30,6 +30,7 @@ __all__ = [
     "HypervisorTimeoutError",
     "UnsupportedError",
     "EventCallback",
+    "ReconnectCallback",
 ]
 
 
@@ -148,11 +149,17 @@ class NodeMemory:
 
 
 EventCallback = Callable[[DomainEvent], None]
+ReconnectCallback = Callable[[], None]
 
 
 class Hypervisor(Protocol):
-    async def connect(self, on_event: EventCallback) -> None:
-        """Connect and deliver domain lifecycle events to `on_event` (on the loop)."""
+    async def connect(self, on_event: EventCallback,
+                      on_reconnect: ReconnectCallback | None = None) -> None:
+        """Connect and deliver domain lifecycle events to `on_event` (on the loop).
+
+        `on_reconnect` is called (on the loop) after a lost connection came back:
+        events may have been missed meanwhile, so the caller resynchronises.
+        """
 
     async def close(self) -> None: ...
 

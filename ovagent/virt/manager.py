@@ -186,19 +186,26 @@ class VmManager:
             return
         kind = ev.kind
         if kind is DomainEventKind.STARTED:
-            if vm.status is VmStatus.WAIT_FOR_LAUNCH:
+            # While launching, _launch reports Powering up itself once it has
+            # the live XML (ports, hash): the event may come before that.
+            if vm.status is VmStatus.WAIT_FOR_LAUNCH and not vm.launching:
                 self._powering_up(vm)
         elif kind is DomainEventKind.SUSPENDED:
             if ev.detail == "migration":
                 return
-            vm.pause_code = _PAUSE_CODES.get(ev.detail, "NOERR")
+            if not (ev.detail == "ioerror" and vm.pause_code in ("EIO", "ENOSPC", "EPERM")):
+                # (after an I/O error its event already said which: keep ENOSPC,
+                # the engine extends thin disks on it)
+                vm.pause_code = _PAUSE_CODES.get(ev.detail, "NOERR")
             self._set_status(vm, VmStatus.PAUSED)
         elif kind is DomainEventKind.RESUMED:
             if vm.status is VmStatus.PAUSED:
                 vm.pause_code = "NOERR"
                 self._set_status(vm, VmStatus.UP)
         elif kind is DomainEventKind.IO_ERROR:
-            vm.pause_code = "ENOSPC" if "space" in ev.detail.lower() else "EIO"
+            reason = ev.detail.lower()  # libvirt: "enospc", "eio", "eperm", ...
+            vm.pause_code = "ENOSPC" if "enospc" in reason or "no space" in reason else \
+                "EPERM" if "eperm" in reason else "EIO"
         elif kind is DomainEventKind.STOPPED:
             self._domain_gone(vm, ev.detail)
 
@@ -274,12 +281,24 @@ class VmManager:
         except DomainXmlError as exc:
             raise create_error(str(exc)) from None
         self.vms[vm_id] = vm
+        vm.launching = True
         log.info("creating VM %s (%s)", vm_id, vm.name)
         self._spawn(self._launch(vm, start_paused=str(params.get("launchPaused", "")).lower()
                                  == "true"), f"launch {vm_id}")
         return vm.short_status()
 
     async def _launch(self, vm: Vm, start_paused: bool) -> None:
+        try:
+            await self._launch_locked(vm, start_paused)
+        finally:
+            vm.launching = False
+        if vm.status.running:
+            try:
+                await self.hooks.run("after_vm_start", vm.xml, self._hook_env(vm))
+            except HookError as exc:
+                log.warning("after_vm_start hook failed for %s: %s", vm.id, exc)
+
+    async def _launch_locked(self, vm: Vm, start_paused: bool) -> None:
         async with vm.lock:
             try:
                 xml = await self.hooks.run("before_vm_start", vm.xml, self._hook_env(vm))
@@ -298,16 +317,14 @@ class VmManager:
                 self._set_status(vm, VmStatus.DOWN, ExitInfo(
                     ERROR, f"VM failed to start: {exc}", ExitReason.LIBVIRT_START_FAILED))
                 return
+            if vm.status is VmStatus.DOWN:
+                return  # it died at once (the stopped event came first)
             vm.set_xml(info.xml)  # now with the real display ports
             vm.start_time_s = time.time()
             if info.state is DomainState.PAUSED:
                 self._set_status(vm, VmStatus.PAUSED)
             elif vm.status is VmStatus.WAIT_FOR_LAUNCH:
                 self._powering_up(vm)
-        try:
-            await self.hooks.run("after_vm_start", vm.xml, self._hook_env(vm))
-        except HookError as exc:
-            log.warning("after_vm_start hook failed for %s: %s", vm.id, exc)
 
     @staticmethod
     def _hook_env(vm: Vm) -> dict[str, str]:
@@ -345,14 +362,17 @@ class VmManager:
                 raise destroy_error(str(exc)) from None
         vm.destroy_requested = True
         self._cancel_timer(vm_id)
-        if vm.status is not VmStatus.DOWN:
-            try:
-                await self._kill_domain(vm, graceful_attempts)
-            except HypervisorError as exc:
-                vm.destroy_requested = False
-                raise destroy_error(str(exc)) from None
-            vm.set_status(VmStatus.DOWN, ADMIN_SHUTDOWN)
-            self._publish_status(vm)
+        # A launch under way finishes first (it skips starting the domain when
+        # it has not got that far): else the domain would start after the kill.
+        async with vm.lock:
+            if vm.status is not VmStatus.DOWN:
+                try:
+                    await self._kill_domain(vm, graceful_attempts)
+                except HypervisorError as exc:
+                    vm.destroy_requested = False
+                    raise destroy_error(str(exc)) from None
+                vm.set_status(VmStatus.DOWN, ADMIN_SHUTDOWN)
+                self._publish_status(vm)
         self.vms.pop(vm_id, None)
         self._down_waiters.pop(vm_id, None)
         log.info("VM %s (%s) destroyed", vm_id, vm.name)
@@ -405,7 +425,7 @@ class VmManager:
             return
         except asyncio.TimeoutError:
             pass
-        if self.vms.get(vm.id) is not vm or vm.status is VmStatus.DOWN:
+        if self.vms.get(vm.id) is not vm or not vm.status.running:  # (gone meanwhile)
             return
         if force:
             log.info("VM %s ignored shutdown for %.0f s: powering it off", vm.id, timeout_s)
@@ -479,7 +499,7 @@ class VmManager:
         async def apply(uuid: str) -> None:
             await self.hypervisor.set_balloon(uuid, target_kib)
         await self._hypervisor_op(vm, apply)
-        vm.balloon_target_kib = target_kib
+        vm.set_balloon_target(target_kib)
 
     # -------------------------------------------------------------- xml
     async def refresh_xml(self, vm: Vm) -> str:

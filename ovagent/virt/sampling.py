@@ -40,8 +40,8 @@ class VmSampler:
             return
         now = time.monotonic()
         for s in samples:
-            vm = vms.get(s.uuid)
-            if vm is not None and vm.status.running:
-                vm.absorb_sample(s, now)
+            sampled = vms.get(s.uuid)
+            if sampled is not None and sampled.status.running:
+                sampled.absorb_sample(s, now)
         self.samples_taken += 1
         self.last_duration_s = time.monotonic() - started

@@ -90,13 +90,19 @@ def _rate(new: int, old: int, seconds: float) -> float:
     return max(0.0, (new - old) / seconds) if seconds > 0 else 0.0
 
 
+# Vm attributes stats() is built from: setting one drops the cached record.
+_STATS_INPUTS = frozenset({"status", "exit_info", "pause_code", "monitor_response", "xml",
+                           "_sampled", "_hash", "_display", "_facts"})
+
+
 @dataclass(eq=False)
 class Vm:
     id: str
     params: dict[str, Any]  # vmParams as the engine sent them (minus the XML)
     xml: str
     status: VmStatus = VmStatus.WAIT_FOR_LAUNCH
-    status_time_ms: int = field(default_factory=vdsm_time_ms)
+    status_time_ms: int = field(default_factory=vdsm_time_ms)  # of the last change
+    launching: bool = False  # VM.create's launch (hooks, domain start) under way
     start_time_s: float = field(default_factory=time.time)  # wall clock, survives restarts
     exit_info: ExitInfo | None = None
     pause_code: str = "NOERR"
@@ -111,9 +117,18 @@ class Vm:
     _sampled: dict[str, Any] = field(default_factory=dict, repr=False)
     _facts: dict[str, Any] = field(default_factory=dict, repr=False)
     _hash: str = ""
+    # stats() without its per-call members; dropped whenever a member it is
+    # built from changes (see __setattr__). getAllVmStats at 1,000 VMs then
+    # costs a dict copy per VM instead of building ~35 members.
+    _stats_cache: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.set_xml(self.xml)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _STATS_INPUTS:
+            object.__setattr__(self, "_stats_cache", None)
 
     # ----------------------------------------------------------- identity
     def set_xml(self, xml: str) -> None:
@@ -234,16 +249,38 @@ class Vm:
             result[dev] = entry
         return result
 
+    def set_balloon_target(self, target_kib: int) -> None:
+        """The engine's new balloon target: reported at once, not at the next sample."""
+        self.balloon_target_kib = target_kib
+        info = self._sampled.get("balloonInfo")
+        if info is not None:  # a new dict: records already handed out stay as they were
+            self._sampled = {**self._sampled,
+                             "balloonInfo": {**info, "balloon_target": str(target_kib)}}
+
     def mark_not_responding(self) -> None:
         self.monitor_response = -1
 
     def stats(self) -> dict[str, Any]:
-        """VM.getStats / getAllVmStats entry for this VM."""
+        """VM.getStats / getAllVmStats entry for this VM (a new dict each call)."""
+        cached = self._stats_cache
+        if cached is None:
+            cached = self._build_stats()
+            object.__setattr__(self, "_stats_cache", cached)
+        out = cached.copy()
+        # When this record was built, as vdsm: the engine drops a report older
+        # than the newest it applied, so a status-change time would make every
+        # later poll of an unchanged VM look stale.
+        out["statusTime"] = str(vdsm_time_ms())
+        if "elapsedTime" in out:
+            out["elapsedTime"] = str(self.elapsed_s())
+        return out
+
+    def _build_stats(self) -> dict[str, Any]:
         base: dict[str, Any] = {
             "vmId": self.id,
             "vmName": self.name,
             "status": self.status.value,
-            "statusTime": str(self.status_time_ms),
+            "statusTime": "",  # per call
             "vmType": "kvm",
             "kvmEnable": "true",
             "acpiEnable": "true",
@@ -255,7 +292,7 @@ class Vm:
             if self.exit_info is not None:
                 base.update(self.exit_info.to_stats())
             return base
-        base["elapsedTime"] = str(self.elapsed_s())
+        base["elapsedTime"] = ""  # per call
         base["monitorResponse"] = str(self.monitor_response)
         base["displayInfo"] = self._display
         base["guestFQDN"] = ""
@@ -285,7 +322,7 @@ class Vm:
     def short_status(self) -> dict[str, Any]:
         """VM.create result and Host.getVMList entries (as current vdsm)."""
         return {"vmId": self.id, "status": self.status.value,
-                "statusTime": str(self.status_time_ms), "vmName": self.name}
+                "statusTime": str(vdsm_time_ms()), "vmName": self.name}
 
     def definition(self) -> dict[str, Any]:
         """Host.getVMFullList entries: the VM's parameters, status and XML."""

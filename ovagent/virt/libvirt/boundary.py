@@ -45,6 +45,7 @@ class ConnectionBrokenError(HypervisorError):
 _NO_DOMAIN = {libvirt.VIR_ERR_NO_DOMAIN}
 _UNSUPPORTED = {libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED}
 _EXISTS = {libvirt.VIR_ERR_DOM_EXIST}
+_MAYBE_EXISTS = {libvirt.VIR_ERR_OPERATION_FAILED, libvirt.VIR_ERR_OPERATION_INVALID}
 _BROKEN = {libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_NO_CONNECT,
            libvirt.VIR_ERR_INVALID_CONN}
 
@@ -56,7 +57,11 @@ def translate_error(exc: libvirt.libvirtError) -> HypervisorError:
         return NoSuchDomainError(message)
     if code in _UNSUPPORTED:
         return UnsupportedError(message)
-    if code in _EXISTS:
+    if code in _EXISTS or (code in _MAYBE_EXISTS and any(
+            text in message for text in ("already exists", "already defined",
+                                         "already active"))):
+        # createXML of a name or uuid in use: "domain 'x' already exists with
+        # uuid ...", "domain 'x' is already active"
         return DomainExistsError(message)
     if code in _BROKEN or (code == libvirt.VIR_ERR_INTERNAL_ERROR
                            and "client socket is closed" in message):

@@ -1,6 +1,7 @@
 """LibvirtHypervisor: the Hypervisor role on real libvirt (QEMU or the test driver).
 
-Events come through libvirtaio on the asyncio loop (no polling). When the
+Events come through libvirt's event loop running on the asyncio loop (see
+events.py: a thread-safe replacement of libvirtaio), no polling. When the
 connection closes (libvirtd restarted), it reconnects with backoff, registers
 its event callbacks again and calls `on_reconnect` so the VM manager can
 resynchronise with whatever happened meanwhile.
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import libvirt
-import libvirtaio
 
 from ..hypervisor import (
     DomainEvent,
@@ -25,12 +25,14 @@ from ..hypervisor import (
     HypervisorError,
     NodeInfo,
     NodeMemory,
+    ReconnectCallback,
 )
 from .boundary import ConnectionBrokenError, LibvirtBoundary, Pool
 from .codes import domain_state, event_detail, event_kind, state_reason
+from .events import ensure_event_loop_impl
 from .nodeinfo import node_info_blocking
 
-__all__ = ["LibvirtHypervisor", "ensure_event_loop_impl"]
+__all__ = ["LibvirtHypervisor", "ensure_event_loop_impl"]  # the latter from events.py
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +49,6 @@ _BLOCK_KEYS = {"rd.reqs": "rd_reqs", "wr.reqs": "wr_reqs", "rd.bytes": "rd_bytes
                "wr.bytes": "wr_bytes", "rd.times": "rd_times", "wr.times": "wr_times",
                "fl.reqs": "fl_reqs", "allocation": "allocation", "capacity": "capacity",
                "physical": "physical"}
-
-
-def ensure_event_loop_impl(loop: asyncio.AbstractEventLoop) -> None:
-    """Route libvirt's event loop through asyncio, once per process.
-
-    libvirt accepts one event implementation per process. If an earlier loop
-    (a previous test's) is closed, the implementation is moved to this loop.
-    """
-    # Silence libvirt's default error printer: errors surface as exceptions.
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    impl = libvirtaio.getCurrentImpl()
-    if impl is None:
-        libvirtaio.virEventRegisterAsyncIOImpl(loop=loop)
-    elif impl.loop is not loop:
-        if not impl.loop.is_closed():
-            raise HypervisorError("libvirt events are bound to another running asyncio loop")
-        impl.loop = loop
 
 
 def _parse_sample(uuid: str, rec: dict[str, Any]) -> DomainSample:
@@ -104,42 +89,52 @@ class LibvirtHypervisor:
         self._conn: libvirt.virConnect | None = None
         self._driver = ""
         self._on_event: EventCallback | None = None
-        self._on_reconnect: Callable[[], None] | None = None
+        self._on_reconnect: ReconnectCallback | None = None
         self._callback_ids: list[int] = []
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closing = False
         self._node_info: NodeInfo | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -------------------------------------------------------- connection
     async def connect(self, on_event: EventCallback,
-                      on_reconnect: Callable[[], None] | None = None) -> None:
-        ensure_event_loop_impl(asyncio.get_running_loop())
+                      on_reconnect: ReconnectCallback | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        ensure_event_loop_impl(self._loop)
         self._on_event = on_event
         self._on_reconnect = on_reconnect
         await self._open()
 
     async def _open(self) -> None:
-        conn = await self._boundary.call(Pool.LIFECYCLE, libvirt.open, self.uri)
-        self._driver = await self._boundary.call(Pool.LIFECYCLE, conn.getType)
-        ids = [
-            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                        self._lifecycle_cb, None),
-            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT,
-                                        self._reboot_cb, None),
-        ]
-        try:
-            ids.append(conn.domainEventRegisterAny(
-                None, libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON, self._io_error_cb, None))
-        except libvirt.libvirtError:
-            pass  # the test driver has no I/O error events
-        if not self.uri.startswith("test:"):
+        def run() -> tuple[libvirt.virConnect, str, list[int]]:
+            conn = libvirt.open(self.uri)
             try:
-                conn.registerCloseCallback(self._close_cb, None)
-                conn.setKeepAlive(5, 3)
-            except libvirt.libvirtError as exc:
-                log.debug("no close callback/keepalive on %s: %s", self.uri, exc)
-        self._conn = conn
-        self._callback_ids = ids
+                driver = conn.getType()
+                ids = [
+                    conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                self._lifecycle_cb, None),
+                    conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT,
+                                                self._reboot_cb, None),
+                ]
+                try:
+                    ids.append(conn.domainEventRegisterAny(
+                        None, libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON, self._io_error_cb,
+                        None))
+                except libvirt.libvirtError:
+                    pass  # the test driver has no I/O error events
+                if not self.uri.startswith("test:"):
+                    try:
+                        conn.registerCloseCallback(self._close_cb, None)
+                        conn.setKeepAlive(5, 3)
+                    except libvirt.libvirtError as exc:
+                        log.debug("no close callback/keepalive on %s: %s", self.uri, exc)
+            except BaseException:
+                conn.close()
+                raise
+            return conn, driver, ids
+
+        self._conn, self._driver, self._callback_ids = await self._boundary.call(
+            Pool.LIFECYCLE, run)
         log.info("connected to libvirt %s (%s driver)", self.uri, self._driver)
 
     def is_alive(self) -> bool:
@@ -155,31 +150,51 @@ class LibvirtHypervisor:
                 pass
         conn, self._conn = self._conn, None
         if conn is not None:
-            for cb_id in self._callback_ids:
+            ids, uri = self._callback_ids, self.uri
+
+            def run() -> None:
+                for cb_id in ids:
+                    try:
+                        conn.domainEventDeregisterAny(cb_id)
+                    except libvirt.libvirtError:
+                        pass
                 try:
-                    conn.domainEventDeregisterAny(cb_id)
+                    if not uri.startswith("test:"):
+                        conn.unregisterCloseCallback()
+                    conn.close()
                 except libvirt.libvirtError:
                     pass
             try:
-                if not self.uri.startswith("test:"):
-                    conn.unregisterCloseCallback()
-                conn.close()
-            except libvirt.libvirtError:
-                pass
+                await self._boundary.call(Pool.LIFECYCLE, run, timeout_s=10.0)
+            except HypervisorError as exc:
+                log.warning("closing the libvirt connection failed: %s", exc)
         self._boundary.shutdown()
 
     def _close_cb(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
+        # libvirt calls this from whichever thread noticed the close.
         log.warning("libvirt connection closed (reason %d)", reason)
-        self._connection_broken()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._connection_broken)
 
     def _connection_broken(self) -> None:
         if self._closing:
             return
-        self._conn = None
+        old, self._conn = self._conn, None
         if self._reconnect_task is None or self._reconnect_task.done():
-            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
+            self._reconnect_task = asyncio.get_running_loop().create_task(
+                self._reconnect(old), name=f"libvirt-reconnect {self.uri}")
 
-    async def _reconnect(self) -> None:
+    async def _reconnect(self, old: libvirt.virConnect | None) -> None:
+        if old is not None:
+            def drop() -> None:
+                try:
+                    old.close()
+                except libvirt.libvirtError:
+                    pass
+            try:
+                await self._boundary.call(Pool.LIFECYCLE, drop, timeout_s=5.0)
+            except HypervisorError:
+                pass
         delay = 0.25
         while not self._closing:
             try:
@@ -208,8 +223,17 @@ class LibvirtHypervisor:
 
     # ------------------------------------------------------------ events
     def _emit(self, dom: libvirt.virDomain, kind: DomainEventKind, detail: str) -> None:
-        if self._on_event is not None:
-            self._on_event(DomainEvent(dom.UUIDString(), kind, detail))
+        if self._on_event is None or self._loop is None:
+            return
+        event = DomainEvent(dom.UUIDString(), kind, detail)
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:  # libvirt dispatches events from its event loop: ours
+            self._on_event(event)
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._on_event, event)
 
     def _lifecycle_cb(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int,
                       detail: int, _opaque: object) -> None:
@@ -240,10 +264,16 @@ class LibvirtHypervisor:
         return result
 
     async def create(self, xml: str, start_paused: bool = False) -> DomainInfo:
-        flags = libvirt.VIR_DOMAIN_START_PAUSED if start_paused else 0
+        # The test driver refuses VIR_DOMAIN_START_PAUSED: start, then suspend
+        # (it sends the same STARTED, SUSPENDED events QEMU sends).
+        emulate_paused = start_paused and self._driver == "TEST"
+        flags = libvirt.VIR_DOMAIN_START_PAUSED if start_paused and not emulate_paused else 0
 
         def run() -> DomainInfo:
-            return self._info_blocking(self._require().createXML(xml, flags))
+            dom = self._require().createXML(xml, flags)
+            if emulate_paused:
+                dom.suspend()
+            return self._info_blocking(dom)
         result: DomainInfo = await self._call(Pool.LIFECYCLE, run)
         return result
 
