@@ -3,3 +3,4 @@
 pytest_plugins = ["tests.fixtures.protocol"]
 pytest_plugins += ["tests.fixtures.agent"]
 pytest_plugins += ["tests.fixtures.engine"]
+pytest_plugins += ["tests.fixtures.rest"]

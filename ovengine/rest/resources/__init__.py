@@ -1,0 +1,1 @@
+"""REST resources, one module per collection; each has add_routes(Routes)."""
