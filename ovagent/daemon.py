@@ -39,6 +39,20 @@ log = logging.getLogger(__name__)
 _ALWAYS_ALLOWED = frozenset({"Host.ping2"})
 
 
+def _certificate_name(cert_file: Any) -> str:
+    """The agent's identity: the common name the engine signed for it."""
+    from cryptography.x509.oid import NameOID
+
+    from protocol import pki
+
+    try:
+        cert = pki.load_cert(open(cert_file, "rb").read())
+    except (OSError, ValueError):
+        return ""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
 class EventPublisher:
     """Late binding between the VM manager (built first) and the RPC server."""
 
@@ -70,7 +84,8 @@ class Agent:
         self.events = EventPublisher()
         self.manager = VmManager(self.hypervisor, self.hooks, self.events.publish,
                                  powering_up_s=config.vm.powering_up_s,
-                                 shutdown_timeout_s=config.vm.shutdown_timeout_s)
+                                 shutdown_timeout_s=config.vm.shutdown_timeout_s,
+                                 owner=_certificate_name(config.tls.cert))
         self.host_stats = HostStatsSampler(self.hypervisor, self._vm_counts)
         self.vm_sampler = VmSampler(self.manager)
         registry = VerbRegistry(default_schema())

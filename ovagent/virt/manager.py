@@ -86,8 +86,13 @@ def _status_from_domain(d: DomainInfo) -> VmStatus | None:
 
 class VmManager:
     def __init__(self, hypervisor: Hypervisor, hooks: HookRunner, publish: Publisher, *,
-                 powering_up_s: float = 10.0, shutdown_timeout_s: float = 120.0) -> None:
+                 powering_up_s: float = 10.0, shutdown_timeout_s: float = 120.0,
+                 owner: str = "") -> None:
         self.hypervisor = hypervisor
+        # Who this agent is (its certificate's name). Domains it starts carry it
+        # in their metadata, so agents sharing one libvirtd (the lab, the demo
+        # with QEMU) each manage only their own VMs.
+        self.owner = owner
         self.hooks = hooks
         self.publish = publish
         self.powering_up_s = powering_up_s
@@ -140,6 +145,8 @@ class VmManager:
         if status is None:
             return None
         meta = read_metadata(d.xml)
+        if meta is not None and self.owner and meta.get("owner", self.owner) != self.owner:
+            return None  # another agent's VM on a shared libvirtd
         params: dict[str, Any] = {}
         start_time = time.time()
         if meta is not None:
@@ -275,7 +282,7 @@ class VmManager:
         params = {k: v for k, v in vm_params.items() if k != "xml"}
         try:
             xml = prepare_for_launch(xml, vm_id, {
-                "startTime": f"{time.time():.3f}",
+                "startTime": f"{time.time():.3f}", "owner": self.owner,
                 "params": orjson.dumps(params).decode()})
             vm = Vm(vm_id, params, xml)
         except DomainXmlError as exc:

@@ -88,3 +88,45 @@ async def test_lab_down_removes_everything(lab: Lab) -> None:
     assert "ovlab" not in await ip("netns", "list")
     assert "ovlab" not in await ip("-o", "link", "show")
     assert await LabNetwork.teardown_all() == []
+
+
+@pytest.mark.skipif(shutil.which("libvirtd") is None, reason="needs libvirtd + QEMU")
+async def test_qemu_lab_hosts_share_libvirtd_but_not_vms(engine_dsn: str) -> None:
+    """Two lab hosts on one libvirtd: each runs and reports only its own VM."""
+    import subprocess
+
+    base = private_tmpdir("ov-test-qlab-")
+    lab = Lab(base, engine_config_for_test(base / "engine", engine_dsn), qemu=True,
+              serve_api=False, agent_config=FAST_AGENT_CONFIG)
+    prefix = f"ovqlab-{uuid.uuid4().hex[:6]}-"
+    try:
+        await lab.up(2)
+        engine = lab.engine
+        assert engine is not None
+        s = engine.s
+        cluster = str(await s.pool.fetchval("SELECT id FROM clusters WHERE name='Default'"))
+        vms = []
+        for i in range(2):
+            vm = (await s.runner.run(AddVm(s, SYSTEM, cluster, config=VmConfig(
+                name=f"{prefix}{i}", memory_mib=64, memory_guaranteed_mib=64)))).value
+            await s.runner.run(RunVm(s, SYSTEM, vm, host_id=lab.host_id(i)))
+            vms.append(vm)
+
+        async def both_up() -> bool:
+            return all([await vm_status(engine, vm) == "up" for vm in vms])
+        await wait_until(both_up, 60, "QEMU VMs up")
+        # Each host reports exactly its own VM (no external duplicates).
+        counts = await s.pool.fetch("SELECT run_on_host_id, count(*) FROM vm_dynamic "
+                                    "WHERE status='up' GROUP BY run_on_host_id")
+        assert sorted(r["count"] for r in counts) == [1, 1]
+        assert await s.pool.fetchval(
+            "SELECT count(*) FROM vm_static WHERE origin='external'") == 0
+    finally:
+        await lab.down()
+        out = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--name"],
+                             capture_output=True, text=True).stdout
+        for name in out.split():
+            if name.startswith(prefix):
+                subprocess.run(["virsh", "-c", "qemu:///system", "destroy", name],
+                               capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)

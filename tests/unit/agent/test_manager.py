@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -117,3 +118,26 @@ def test_every_schema_verb_has_exactly_one_handler() -> None:
                              HookRunner(None)), VmApi(manager))
     registry.verify()
     assert registry.names() == sorted(default_schema().verbs)
+
+
+async def test_agents_sharing_a_hypervisor_manage_only_their_own_vms() -> None:
+    # Two agents on one libvirtd (the lab and the demo with QEMU do that).
+    shared = FakeHypervisor()
+    alpha, _ = await manager_on(shared, owner="alpha")
+    created = await alpha.create({"vmId": (mine := new_vm_id()),
+                                  "xml": domain_xml("fake", "mine", mine)})
+    assert created["status"] == "WaitForLaunch"
+    for _ in range(1000):  # the launch runs in the background
+        if mine in shared.domains:
+            break
+        await asyncio.sleep(0.001)
+    assert mine in shared.domains
+    foreign = new_vm_id()
+    await shared.create(domain_xml("fake", "foreign", foreign))
+    beta, _ = await manager_on(shared, owner="beta")
+    assert mine not in beta.vms            # alpha's VM, tagged with its owner
+    assert beta.vms[foreign].external      # untagged: reported as external
+    again, _ = await manager_on(shared, owner="alpha")
+    assert mine in again.vms and not again.vms[mine].external
+    for m in (alpha, beta, again):
+        await m.close()
