@@ -95,6 +95,7 @@ class LibvirtHypervisor:
         self._closing = False
         self._node_info: NodeInfo | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.connections = 0  # successful opens (1 + reconnections)
 
     # -------------------------------------------------------- connection
     async def connect(self, on_event: EventCallback,
@@ -135,7 +136,9 @@ class LibvirtHypervisor:
 
         self._conn, self._driver, self._callback_ids = await self._boundary.call(
             Pool.LIFECYCLE, run)
-        log.info("connected to libvirt %s (%s driver)", self.uri, self._driver)
+        self.connections += 1
+        log.info("connected to libvirt %s (%s driver)%s", self.uri, self._driver,
+                 f", reconnection {self.connections - 1}" if self.connections > 1 else "")
 
     def is_alive(self) -> bool:
         return self._conn is not None
