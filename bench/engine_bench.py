@@ -35,7 +35,8 @@ from ovengine.config import (DatabaseConfig, EngineConfig, HostsConfig,  # noqa:
 from ovengine.daemon import Engine  # noqa: E402
 from ovengine.domain.commands import SYSTEM  # noqa: E402
 from ovengine.domain.host_commands import AddHost  # noqa: E402
-from ovengine.domain.vm_commands import AddVm, RunVm, VmConfig  # noqa: E402
+from ovengine.domain.vm_commands import AddVm, VmConfig  # noqa: E402
+from ovengine.domain.vm_lifecycle import RunVm  # noqa: E402
 from ovengine.localhosts import LocalAgent  # noqa: E402
 from protocol import tls  # noqa: E402
 from protocol.rpc import RpcClient  # noqa: E402

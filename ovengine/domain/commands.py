@@ -216,8 +216,11 @@ class CommandRunner:
         rows = await self.s.pool.fetch(
             "SELECT id, command_type, params, job_id FROM command_entities "
             "WHERE status = 'active' ORDER BY created_at")
+        from .catalog import command_types
+
+        types = command_types()
         for r in rows:
-            cls = Command.registry.get(r["command_type"])
+            cls = types.get(r["command_type"])
             outcome = "unknown command type"
             if cls is not None:
                 try:

@@ -13,9 +13,9 @@ from aiohttp import web
 
 from ...aaa.permits import ActionGroup as AG
 from ...domain.commands import CommandResult
-from ...domain.vm_commands import (AddVm, CreateSnapshot, PauseVm, RebootVm, RemoveSnapshot,
-                                   RemoveVm, ResumeVm, RunVm, ShutdownVm, StopVm, UpdateVm,
-                                   VmConfig)
+from ...domain.snapshot_commands import CreateSnapshot, RemoveSnapshot
+from ...domain.vm_commands import AddVm, RemoveVm, UpdateVm, VmConfig
+from ...domain.vm_lifecycle import PauseVm, RebootVm, ResumeVm, RunVm, ShutdownVm, StopVm
 from ...aaa.authz import parse_uuid
 from ...errors import NotFound, ValidationFailed
 from ..context import ctx, ident, require, run

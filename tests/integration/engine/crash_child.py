@@ -11,7 +11,7 @@ from pathlib import Path
 from ovengine.config import HostsConfig
 from ovengine.daemon import Engine
 from ovengine.domain.commands import SYSTEM
-from ovengine.domain.vm_commands import RunVm
+from ovengine.domain.vm_lifecycle import RunVm
 from tests.fixtures.engine import engine_config_for_test, wait_until
 
 

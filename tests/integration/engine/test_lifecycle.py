@@ -8,7 +8,8 @@ import time
 import uuid
 
 from ovengine.domain.commands import SYSTEM
-from ovengine.domain.vm_commands import AddVm, RunVm, ShutdownVm, StopVm, VmConfig
+from ovengine.domain.vm_commands import AddVm, VmConfig
+from ovengine.domain.vm_lifecycle import RunVm, ShutdownVm, StopVm
 from tests.fixtures.engine import EngineFactory, vm_status, wait_until
 
 

@@ -12,7 +12,8 @@ from typing import Iterator
 import pytest
 
 from ovengine.domain.commands import SYSTEM
-from ovengine.domain.vm_commands import AddVm, RunVm, ShutdownVm, VmConfig
+from ovengine.domain.vm_commands import AddVm, VmConfig
+from ovengine.domain.vm_lifecycle import RunVm, ShutdownVm
 from ovengine.localhosts import ensure_libvirtd
 from tests.fixtures.engine import EngineFactory, vm_status, wait_until
 

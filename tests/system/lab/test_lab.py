@@ -13,7 +13,8 @@ import pytest
 import pytest_asyncio
 
 from ovengine.domain.commands import SYSTEM
-from ovengine.domain.vm_commands import AddVm, RunVm, VmConfig
+from ovengine.domain.vm_commands import AddVm, VmConfig
+from ovengine.domain.vm_lifecycle import RunVm
 from ovengine.lab.lab import Lab
 from ovengine.lab.netns import LabNetwork
 from tests.fixtures.engine import (FAST_AGENT_CONFIG, engine_config_for_test, private_tmpdir,
