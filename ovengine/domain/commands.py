@@ -67,7 +67,8 @@ class Command:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        Command.registry[cls.action_type] = cls
+        if "action_type" in cls.__dict__:  # bases like VmCommand are not commands
+            Command.registry[cls.action_type] = cls
 
     def __init__(self, services: "Services", principal: Principal = SYSTEM) -> None:
         self.s = services
