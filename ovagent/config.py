@@ -12,7 +12,8 @@ from typing import Any
 from protocol.configfile import load_config
 
 __all__ = ["AgentConfig", "ListenConfig", "TlsConfig", "LibvirtConfig", "SamplingConfig",
-           "VmConfig", "HooksConfig", "load", "DEFAULT_CONFIG_PATH", "parse_listen"]
+           "VmConfig", "HooksConfig", "StorageConfig", "load", "DEFAULT_CONFIG_PATH",
+           "parse_listen"]
 
 DEFAULT_CONFIG_PATH = Path("/etc/ov/ovagent.yaml")
 
@@ -61,6 +62,33 @@ class HooksConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    # Like vdsm's /rhev/data-center: storage connections appear under
+    # <repository>/mnt, pools as <repository>/<spUUID>/<sdUUID> links.
+    repository: Path = Path("/rhev/data-center")
+    # sanlock daemon run directory (its socket); None: libsanlock's default
+    # (/run/sanlock). Exported as SANLOCK_RUN_DIR before the first sanlock call.
+    sanlock_run_dir: Path | None = None
+    # sanlock io timeout of the domain lockspaces; a dead host's leases expire
+    # 8 x this + 60 s (sanlock's watchdog constant) after its last renewal.
+    sanlock_io_timeout_s: int = 10
+    # Domain monitoring period (Host.getStats storageDomains).
+    monitor_interval_s: float = 10.0
+    # Worker threads for blocking file and sanlock calls.
+    io_threads: int = 8
+    # A blocking file or sanlock call that takes longer fails.
+    io_timeout_s: float = 60.0
+    # qemu-img create/resize/info and mount/umount that take longer fail.
+    command_timeout_s: float = 600.0
+    # A volume copy (qemu-img convert) that takes longer fails.
+    copy_timeout_s: float = 21600.0
+    # Bandwidth limit of volume copies in bytes/s (qemu-img convert -r); 0: none.
+    copy_rate_limit_bytes_s: int = 0
+    # How long spmStart waits for the host id and the SPM lease.
+    spm_acquire_timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     listen: ListenConfig = field(default_factory=ListenConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
@@ -68,6 +96,7 @@ class AgentConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     vm: VmConfig = field(default_factory=VmConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     state_dir: Path = Path("/var/lib/ov/agent")
     log_level: str = "info"
     max_frame_mib: int = 32

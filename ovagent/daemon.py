@@ -2,8 +2,10 @@
 
 Start order matters: the RPC server listens first and answers 99 ("recovery
 in progress") while the VM manager connects to libvirt and rediscovers the
-VMs it runs; only then do sampling start and systemd hear READY=1. Stopping
-never touches the VMs: libvirt keeps running them.
+VMs it runs and the storage service finishes the tasks a crash interrupted;
+only then do sampling start and systemd hear READY=1. Stopping never touches
+the VMs: libvirt keeps running them. Storage stops before the VM manager and
+gives the SPM lease back.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from protocol.server import RpcServer
 from protocol.stomp import Limits
 
 from .api.host import HostApi
+from .api.storage import storage_apis
 from .api.vm import VmApi
 from .config import AgentConfig
 from .host.stats import HostStatsSampler
+from .storage import StorageService
 from .virt.hooks import HookError, HookRunner
 from .virt.hypervisor import Hypervisor
 from .virt.manager import VmManager
@@ -86,11 +90,13 @@ class Agent:
                                  powering_up_s=config.vm.powering_up_s,
                                  shutdown_timeout_s=config.vm.shutdown_timeout_s,
                                  owner=_certificate_name(config.tls.cert))
-        self.host_stats = HostStatsSampler(self.hypervisor, self._vm_counts)
+        self.storage = StorageService(config.storage, config.state_dir)
+        self.host_stats = HostStatsSampler(self.hypervisor, self._vm_counts,
+                                           self.storage.domain_vitals)
         self.vm_sampler = VmSampler(self.manager)
         registry = VerbRegistry(default_schema())
         registry.add_api(HostApi(self.manager, self.host_stats, self.hooks),
-                         VmApi(self.manager))
+                         VmApi(self.manager), *storage_apis(self.storage))
         registry.verify()
         self.dispatcher = Dispatcher(registry, guard=self._guard)
         ctx = tls.server_context(config.tls.cert, config.tls.key, config.tls.ca,
@@ -130,6 +136,9 @@ class Agent:
         except HookError as exc:
             log.warning("before_vdsm_start hook failed: %s", exc)
         await self.manager.start()
+        # Storage tasks a crash interrupted are finished (reported failed, or
+        # completed when storage proves it) before anyone can ask about them.
+        await self.storage.start()
         await self.vm_sampler.sample_once()
         await self.host_stats.sample()
         self._every(c.sampling.vm_interval_s, self.vm_sampler.sample_once, "vm-sampling")
@@ -159,6 +168,9 @@ class Agent:
                 await task
         self._tasks.clear()
         await self.server.close()
+        # Storage before VMs: tasks are interrupted (their records stay for
+        # the next start), monitoring stops, the SPM lease is given back.
+        await self.storage.close()
         await self.manager.close()
         try:
             await self.hooks.run("after_vdsm_stop")

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from ..virt.hypervisor import Hypervisor, NodeMemory
 from .procfs import HostReading, read_host_blocking
 
-__all__ = ["HostStatsSampler", "VmCounts"]
+__all__ = ["HostStatsSampler", "VmCounts", "StorageVitals"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 # (vmCount, vmActive, vmMigrating, incoming, outgoing, committed KiB)
 VmCounts = Callable[[], tuple[int, int, int, int, int, int]]
+# Monitoring results of storage domains, keyed by domain UUID.
+StorageVitals = Callable[[], dict[str, Any]]
 
 
 def _pct(part: float, whole: float) -> str:
@@ -32,9 +34,11 @@ def _pct(part: float, whole: float) -> str:
 
 
 class HostStatsSampler:
-    def __init__(self, hypervisor: Hypervisor, vm_counts: VmCounts) -> None:
+    def __init__(self, hypervisor: Hypervisor, vm_counts: VmCounts,
+                 storage_vitals: StorageVitals | None = None) -> None:
         self.hypervisor = hypervisor
         self.vm_counts = vm_counts
+        self.storage_vitals = storage_vitals
         self.started_at = time.monotonic()
         self._prev: tuple[float, HostReading] | None = None
         self._cpu: dict[str, str] = {"cpuUser": "0.00", "cpuSys": "0.00", "cpuIdle": "100.00",
@@ -119,7 +123,7 @@ class HostStatsSampler:
             "netConfigDirty": "False",
             "haStats": {"configured": False, "active": False, "score": 0,
                         "globalMaintenance": False, "localMaintenance": False},
-            "storageDomains": {},
+            "storageDomains": self.storage_vitals() if self.storage_vitals else {},
             "ksmState": bool(ksm.get("run", 0)),
             "ksmPages": ksm.get("pages_to_scan", 0),
             "ksmCpu": 0.0,

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from ovagent.api.host import HostApi
+from ovagent.api.storage import storage_apis
 from ovagent.api.vm import VmApi
+from ovagent.config import StorageConfig
 from ovagent.host.stats import HostStatsSampler
+from ovagent.storage import StorageService
 from ovagent.virt.domxml import prepare_for_launch
 from ovagent.virt.fake import FakeHypervisor
 from ovagent.virt.hooks import HookRunner
@@ -110,12 +114,13 @@ async def test_operations_on_a_down_vm() -> None:
     await manager.close()
 
 
-def test_every_schema_verb_has_exactly_one_handler() -> None:
+def test_every_schema_verb_has_exactly_one_handler(tmp_path: Path) -> None:
     fake = FakeHypervisor()
     manager = VmManager(fake, HookRunner(None), lambda m, p: None)
     registry = VerbRegistry(default_schema())
+    storage = StorageService(StorageConfig(repository=tmp_path / "rhev"), tmp_path)
     registry.add_api(HostApi(manager, HostStatsSampler(fake, lambda: (0,) * 6),
-                             HookRunner(None)), VmApi(manager))
+                             HookRunner(None)), VmApi(manager), *storage_apis(storage))
     registry.verify()
     assert registry.names() == sorted(default_schema().verbs)
 
