@@ -12,7 +12,8 @@ from typing import Any
 from protocol.configfile import load_config
 
 __all__ = ["AgentConfig", "ListenConfig", "TlsConfig", "LibvirtConfig", "SamplingConfig",
-           "VmConfig", "HooksConfig", "StorageConfig", "load", "DEFAULT_CONFIG_PATH",
+           "VmConfig", "HooksConfig", "StorageConfig", "ImageioConfig", "load",
+           "DEFAULT_CONFIG_PATH",
            "parse_listen"]
 
 DEFAULT_CONFIG_PATH = Path("/etc/ov/ovagent.yaml")
@@ -53,6 +54,8 @@ class VmConfig:
     powering_up_s: float = 10.0
     # VM.shutdown without a timeout waits this long for the guest.
     shutdown_timeout_s: float = 120.0
+    # How often a running live merge's progress (vmJobs cur/end) is read.
+    block_job_poll_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,22 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class ImageioConfig:
+    # The image server (ovirt-imageio's HTTP API: transfer URLs
+    # https://<host>:<port>/images/<ticket>), with the agent's certificate.
+    enabled: bool = True
+    # None: the address the agent's JSON-RPC listens on (listen.host).
+    host: str | None = None
+    port: int = 54322
+    # Worker threads for reading and writing volumes.
+    io_threads: int = 4
+    # A read or write of one buffer that takes longer fails the request.
+    io_timeout_s: float = 60.0
+    # Bytes moved per read or write.
+    buffer_kib: int = 1024
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     listen: ListenConfig = field(default_factory=ListenConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
@@ -97,6 +116,7 @@ class AgentConfig:
     vm: VmConfig = field(default_factory=VmConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    imageio: ImageioConfig = field(default_factory=ImageioConfig)
     state_dir: Path = Path("/var/lib/ov/agent")
     log_level: str = "info"
     max_frame_mib: int = 32

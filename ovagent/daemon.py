@@ -24,10 +24,12 @@ from protocol.server import RpcServer
 from protocol.stomp import Limits
 
 from .api.host import HostApi
+from .api.imagetickets import ImageTicketApi
 from .api.storage import storage_apis
 from .api.vm import VmApi
 from .config import AgentConfig
 from .host.stats import HostStatsSampler
+from .imageio.service import ImageService
 from .storage import StorageService
 from .virt.hooks import HookError, HookRunner
 from .virt.hypervisor import Hypervisor
@@ -86,17 +88,22 @@ class Agent:
         self.hooks = HookRunner(config.hooks.dir, config.hooks.timeout_s)
         self.hypervisor = hypervisor or make_hypervisor(config)
         self.events = EventPublisher()
+        self.storage = StorageService(config.storage, config.state_dir)
         self.manager = VmManager(self.hypervisor, self.hooks, self.events.publish,
                                  powering_up_s=config.vm.powering_up_s,
                                  shutdown_timeout_s=config.vm.shutdown_timeout_s,
-                                 owner=_certificate_name(config.tls.cert))
-        self.storage = StorageService(config.storage, config.state_dir)
+                                 owner=_certificate_name(config.tls.cert),
+                                 storage=self.storage,
+                                 block_job_poll_s=config.vm.block_job_poll_s)
         self.host_stats = HostStatsSampler(self.hypervisor, self._vm_counts,
                                            self.storage.domain_vitals)
         self.vm_sampler = VmSampler(self.manager)
+        self.images = ImageService(config.imageio, config.listen.host, config.tls,
+                                   config.storage.repository)
         registry = VerbRegistry(default_schema())
         registry.add_api(HostApi(self.manager, self.host_stats, self.hooks),
-                         VmApi(self.manager), *storage_apis(self.storage))
+                         VmApi(self.manager), *storage_apis(self.storage),
+                         ImageTicketApi(self.images))
         registry.verify()
         self.dispatcher = Dispatcher(registry, guard=self._guard)
         ctx = tls.server_context(config.tls.cert, config.tls.key, config.tls.ca,
@@ -139,6 +146,7 @@ class Agent:
         # Storage tasks a crash interrupted are finished (reported failed, or
         # completed when storage proves it) before anyone can ask about them.
         await self.storage.start()
+        await self.images.start()
         await self.vm_sampler.sample_once()
         await self.host_stats.sample()
         self._every(c.sampling.vm_interval_s, self.vm_sampler.sample_once, "vm-sampling")
@@ -168,6 +176,7 @@ class Agent:
                 await task
         self._tasks.clear()
         await self.server.close()
+        await self.images.close()
         # Storage before VMs: tasks are interrupted (their records stay for
         # the next start), monitoring stops, the SPM lease is given back.
         await self.storage.close()

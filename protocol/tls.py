@@ -2,6 +2,10 @@
 
 There is no plaintext mode: the server always requires a client certificate
 issued by the configured CA, and the client always verifies the server.
+The one exception is the agent's image server (like ovirt-imageio): its
+clients are users' programs holding a transfer URL whose ticket id is the
+credential, so it presents the host certificate and asks for none
+(`server_only_context`).
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ import hashlib
 import ssl
 from pathlib import Path
 
-__all__ = ["server_context", "client_context", "peer_fingerprint", "PathLike"]
+__all__ = ["server_context", "server_only_context", "client_context", "peer_fingerprint",
+           "PathLike"]
 
 PathLike = str | Path
 
@@ -35,6 +40,15 @@ def server_context(cert: PathLike, key: PathLike, ca: PathLike,
     if crl is not None and Path(crl).exists():
         ctx.load_verify_locations(cafile=str(crl))
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    return ctx
+
+
+def server_only_context(cert: PathLike, key: PathLike) -> ssl.SSLContext:
+    """Server side without client certificates (the image server: tickets
+    authorize its requests)."""
+    ctx = _base(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    ctx.verify_mode = ssl.CERT_NONE
     return ctx
 
 

@@ -75,3 +75,7 @@ class HostApi:
                 raise no_vm(vm_id)
             result[vm_id] = await self.vms.refresh_xml(vm)
         return result
+
+    @verb("Host.getJobs")
+    async def get_jobs(self, job_type: str | None, job_ids: list[str]) -> dict[str, Any]:
+        return self.vms.jobs.report(job_type, job_ids)

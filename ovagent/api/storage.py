@@ -207,6 +207,12 @@ class ImageApi:
                      post_zero: Any, force: Any, discard: Any) -> str:
         return await self.storage.delete_image(storagepool_id, storagedomain_id, image_id)
 
+    @verb("Image.coldMerge")
+    async def cold_merge(self, storagepool_id: str, storagedomain_id: str, image_id: str,
+                         base_vol_uuid: str, top_vol_uuid: str) -> str:
+        return await self.storage.cold_merge(storagepool_id, storagedomain_id, image_id,
+                                             base_vol_uuid, top_vol_uuid)
+
     @verb("Image.prepare")
     async def prepare(self, storagepool_id: str, storagedomain_id: str, image_id: str,
                       volume_id: str, allow_illegal: bool) -> dict[str, Any]:

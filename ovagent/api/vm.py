@@ -71,3 +71,14 @@ class VmApi:
     async def set_balloon_target(self, vm_id: str, target: int) -> dict[str, Any]:
         await self.vms.set_balloon_target(vm_id, target)
         return {"code": 0, "message": "Done"}
+
+    @verb("VM.snapshot")
+    async def snapshot(self, vm_id: str, snap_drives: list[dict[str, Any]],
+                       snap_memory: str | None, frozen: bool, job_uuid: str | None,
+                       timeout: int, freeze_timeout: int) -> None:
+        await self.vms.snapshot(vm_id, snap_drives, snap_memory, frozen, job_uuid, timeout)
+
+    @verb("VM.merge")
+    async def merge(self, vm_id: str, drive: dict[str, Any], base_vol_uuid: str,
+                    top_vol_uuid: str, bandwidth: int, job_uuid: str | None) -> None:
+        await self.vms.merge(vm_id, drive, base_vol_uuid, top_vol_uuid, bandwidth, job_uuid)

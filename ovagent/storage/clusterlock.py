@@ -178,10 +178,13 @@ class SanlockLock:
             return False
 
     async def release_host_id(self, host_id: int) -> None:
+        # Wait until the lockspace is gone: an add_lockspace while sanlock is
+        # still removing it finds it (EEXIST, taken as success), and a lease
+        # taken in it then gets its holder killed when the removal completes.
         def rem() -> None:
             try:
                 self.client.module().rem_lockspace(self.lockspace, host_id, str(self.ids),
-                                                   wait=False)
+                                                   wait=True)
             except Exception as exc:
                 if _errno(exc) not in (errno.ENOENT, errno.EINPROGRESS):
                     raise ReleaseHostIdFailure(f"{self.lockspace.decode()}: {exc}") from None

@@ -27,7 +27,7 @@ __all__ = [
     "StorageServerValidationError", "StorageServerAccessPermissionError", "MountError",
     "SpmStartError", "AcquireLockFailure", "SpmStopError", "NotSpm", "AcquireHostIdFailure",
     "ReleaseHostIdFailure", "MetadataKeyNotFound", "MetadataSealIsBroken",
-    "OperationInProgress",
+    "OperationInProgress", "MergeSnapshotsError",
 ]
 
 
@@ -121,3 +121,4 @@ ReleaseHostIdFailure = _make("ReleaseHostIdFailure", ErrorCode.RELEASE_HOST_ID_F
 MetadataKeyNotFound = _make("MetadataKeyNotFound", ErrorCode.METADATA_KEY_NOT_FOUND)
 MetadataSealIsBroken = _make("MetadataSealIsBroken", ErrorCode.METADATA_SEAL_IS_BROKEN)
 OperationInProgress = _make("OperationInProgress", ErrorCode.OPERATION_IN_PROGRESS)
+MergeSnapshotsError = _make("MergeSnapshotsError", ErrorCode.MERGE_SNAPSHOTS_ERROR)

@@ -81,3 +81,16 @@ class QemuImg:
         if rate_limit_bytes_s > 0:
             args += ["-r", str(rate_limit_bytes_s)]
         await self._run(*args, str(src), str(dst), timeout_s=timeout_s, on_start=on_start)
+
+    async def commit(self, top: Path, fmt: str, *, rate_limit_bytes_s: int = 0,
+                     timeout_s: float | None = None) -> None:
+        """Write top's data into its backing file; top is left as it was (-d)."""
+        args = ["commit", "-q", "-d", "-f", fmt]
+        if rate_limit_bytes_s > 0:
+            args += ["-r", str(rate_limit_bytes_s)]
+        await self._run(*args, str(top), timeout_s=timeout_s)
+
+    async def rebase_unsafe(self, path: Path, fmt: str, backing: str, backing_fmt: str) -> None:
+        """Point path at another backing file without touching data (-u): the
+        new backing file must hold what the old chain showed."""
+        await self._run("rebase", "-u", "-f", fmt, "-b", backing, "-F", backing_fmt, str(path))

@@ -24,6 +24,14 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 from ..config import StorageConfig
 from .boundary import StorageIO
+from .chains import (
+    ColdMergeRequest,
+    check_cold_merge,
+    cold_merge_body,
+    cold_merge_done,
+    cold_merge_recovery,
+    sync_volume_chain,
+)
 from .clusterlock import ClusterLock, LocalLock, SanlockClient, SanlockLock
 from .connections import Connection, ConnectionManager, parse_connection
 from .constants import (
@@ -83,7 +91,7 @@ from .monitor import DomainMonitor
 from .pool import CONTEND, FREE, SPM, StoragePool
 from .qemuimg import QemuImg
 from .tasks import TaskContext, TaskManager
-from .volumes import CopyRequest, CreateRequest, Volumes
+from .volumes import CopyRequest, CreateRequest, Volumes, read_metas_blocking
 
 __all__ = ["StorageService"]
 
@@ -123,7 +131,12 @@ class StorageService:
 
         async def never(_rec: dict[str, Any]) -> bool:
             return False  # an SPM lease does not survive the process
+
+        async def merged(rec: dict[str, Any]) -> bool:
+            metas = await self.io.run(read_metas_blocking, Path(rec["image_dir"]))
+            return cold_merge_done(metas, str(rec["base"]), str(rec["top"]))
         recoverers["spm_start"] = never
+        recoverers["cold_merge"] = merged
         await self.tasks.load(recoverers)
 
     async def close(self) -> None:
@@ -617,6 +630,19 @@ class StorageService:
         self._prepared[key] = self._prepared.get(key, 0) + 1
         return result
 
+    async def prepare_volume(self, sd_uuid: str, img: str, vol: str) -> str:
+        """Prepare a volume for a running VM (a new snapshot leaf): its path."""
+        path: str = (await self.prepare_image(sd_uuid, img, vol, False))["path"]
+        return path
+
+    async def sync_volume_chain(self, sd_uuid: str, img: str, leaf: str,
+                                actual: list[str]) -> list[str]:
+        """Make volume metadata follow the chain a VM really uses after a live
+        merge (HSM: the host running the VM owns the image meanwhile)."""
+        dom = await self.domain(sd_uuid)
+        async with self._images_locked((sd_uuid, img)):
+            return await sync_volume_chain(self.volumes, dom, img, leaf, actual)
+
     async def teardown_image(self, sd_uuid: str, img: str, vol: str | None) -> None:
         await self.domain(sd_uuid)
         for key in list(self._prepared):
@@ -725,6 +751,23 @@ class StorageService:
         return await self.tasks.start("copyImage", body, tag="spm",
                                       recovery=self.volumes.copy_recovery(dst, req),
                                       rollback=rollback)
+
+    async def cold_merge(self, sp_uuid: str, sd_uuid: str, img: str, base: str,
+                         top: str) -> str:
+        """Commit `top` into its parent `base` with qemu-img (the VM is down)."""
+        dom = await self._spm_domain(sp_uuid, sd_uuid)
+        req = ColdMergeRequest(img=img, base=base, top=top)
+        await check_cold_merge(self.volumes, dom, req)
+
+        async def body(_ctx: TaskContext) -> None:
+            async with self._images_locked((sd_uuid, img)):
+                await check_cold_merge(self.volumes, dom, req)
+                await cold_merge_body(self.volumes, dom, req,
+                                      rate_limit_bytes_s=self.config.copy_rate_limit_bytes_s,
+                                      timeout_s=self.config.copy_timeout_s)
+
+        return await self.tasks.start("coldMerge", body, tag="spm",
+                                      recovery=cold_merge_recovery(dom, req))
 
     async def delete_image(self, sp_uuid: str, sd_uuid: str, img: str) -> str:
         dom = await self._spm_domain(sp_uuid, sd_uuid)

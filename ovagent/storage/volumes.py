@@ -56,7 +56,7 @@ from .metadata import VolumeMetadata
 from .qemuimg import QemuImg, QemuImgError
 from .tasks import TaskContext
 
-__all__ = ["Volumes", "CreateRequest", "CopyRequest"]
+__all__ = ["Volumes", "CreateRequest", "CopyRequest", "read_metas_blocking"]
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def _sizes_blocking(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_blocks * 512
 
 
-def _read_metas_blocking(image_dir: Path) -> dict[str, VolumeMetadata]:
+def read_metas_blocking(image_dir: Path) -> dict[str, VolumeMetadata]:
     out: dict[str, VolumeMetadata] = {}
     try:
         names = os.listdir(image_dir)
@@ -150,7 +150,7 @@ class Volumes:
 
     # --------------------------------------------------------------- queries
     async def metas(self, dom: FileDomain, img: str) -> dict[str, VolumeMetadata]:
-        return await self.io.run(_read_metas_blocking, dom.image_dir(img))
+        return await self.io.run(read_metas_blocking, dom.image_dir(img))
 
     async def children(self, dom: FileDomain, img: str, vol: str) -> list[str]:
         return sorted(v for v, md in (await self.metas(dom, img)).items()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from protocol.jsonrpc import ErrorCode, JsonRpcError
 
 __all__ = ["no_vm", "vm_exists", "vm_down", "create_error", "destroy_error",
-           "invalid_parameter", "resource_unavailable", "general_error"]
+           "invalid_parameter", "resource_unavailable", "general_error", "snapshot_error",
+           "merge_failed", "image_not_found"]
 
 
 def no_vm(vm_id: str) -> JsonRpcError:
@@ -38,3 +39,16 @@ def resource_unavailable(detail: str) -> JsonRpcError:
 
 def general_error(detail: str) -> JsonRpcError:
     return JsonRpcError(ErrorCode.GENERAL, f"General exception: {detail}")
+
+
+def snapshot_error(detail: str) -> JsonRpcError:
+    return JsonRpcError(ErrorCode.SNAPSHOT_ERROR, f"Snapshot failed: {detail}")
+
+
+def merge_failed(detail: str) -> JsonRpcError:
+    return JsonRpcError(ErrorCode.MERGE_FAILED, f"Merge failed: {detail}")
+
+
+def image_not_found(detail: str) -> JsonRpcError:
+    return JsonRpcError(ErrorCode.IMAGE_NOT_FOUND,
+                        f"Drive image file could not be found: {detail}")

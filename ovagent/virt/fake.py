@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .domxml import DomainXmlError, parse
+from .fake_disks import FakeDisks
 from .hypervisor import (
+    BlockJobInfo,
+    BlockJobStatus,
     DomainEvent,
     DomainEventKind,
     DomainExistsError,
@@ -76,6 +79,7 @@ class _Domain:
     run_s: float = 0.0
     running_since: float | None = None
     shutdown_handle: asyncio.TimerHandle | None = field(default=None, repr=False)
+    disk_jobs: FakeDisks | None = field(default=None, repr=False)
 
     def running_seconds(self, now: float) -> float:
         if self.running_since is None:
@@ -223,9 +227,10 @@ class FakeHypervisor:
             self._loop.call_soon(self._on_reconnect)
 
     # ----------------------------------------------------------- events
-    def _emit(self, dom: _Domain, kind: DomainEventKind, detail: str = "") -> None:
+    def _emit(self, dom: _Domain, kind: DomainEventKind, detail: str = "",
+              disk: str = "") -> None:
         if self._on_event is not None and self._loop is not None and self._alive:
-            self._loop.call_soon(self._deliver, DomainEvent(dom.uuid, kind, detail))
+            self._loop.call_soon(self._deliver, DomainEvent(dom.uuid, kind, detail, disk))
 
     def _deliver(self, event: DomainEvent) -> None:
         if self._on_event is not None:
@@ -287,7 +292,7 @@ class FakeHypervisor:
                        vcpus=max(1, vcpus), nics=tuple(nics), disks=tuple(disks),
                        cpu_share=_share(uuid, 0.02, 0.30, "cpu"),
                        net_bps=_share(uuid, 1e3, 1e6, "net"),
-                       disk_bps=_share(uuid, 1e4, 1e7, "disk"))
+                       disk_bps=_share(uuid, 1e4, 1e7, "disk"), disk_jobs=FakeDisks(root))
 
     def _stop(self, dom: _Domain, detail: str) -> None:
         """The domain is gone (transient domains vanish when they stop)."""
@@ -413,6 +418,43 @@ class FakeHypervisor:
             raise HypervisorError(f"invalid argument: cannot set memory higher than max "
                                   f"memory ({target_kib} > {dom.memory_kib} KiB)")
         dom.current_kib = target_kib
+
+    # ------------------------------------------------------ disk jobs
+    def _disks(self, uuid: str) -> tuple[_Domain, FakeDisks]:
+        dom = self._get(uuid)
+        if dom.disk_jobs is None:
+            dom.disk_jobs = FakeDisks(dom.root)
+        return dom, dom.disk_jobs
+
+    async def snapshot_disks(self, uuid: str, snapshot_xml: str, quiesce: bool = False) -> None:
+        await self._enter("snapshot_disks", uuid)
+        _dom, disks = self._disks(uuid)
+        if quiesce:
+            raise HypervisorError("argument unsupported: QEMU guest agent is not connected")
+        disks.snapshot(snapshot_xml)
+
+    async def block_commit(self, uuid: str, disk: str, base: str, top: str,
+                           bandwidth_mib_s: int = 0, active: bool = False) -> None:
+        await self._enter("block_commit", uuid)
+        dom, disks = self._disks(uuid)
+        job = disks.commit(disk, base, top, active)
+        if active:  # copied at once: ready to pivot
+            disks.mark_ready(job)
+            self._emit(dom, DomainEventKind.BLOCK_JOB, BlockJobStatus.READY.value, disk)
+        else:
+            disks.finish(job)
+            self._emit(dom, DomainEventKind.BLOCK_JOB, BlockJobStatus.COMPLETED.value, disk)
+
+    async def block_job_info(self, uuid: str, disk: str) -> BlockJobInfo | None:
+        await self._enter("block_job_info", uuid)
+        return self._disks(uuid)[1].info(disk)
+
+    async def block_job_abort(self, uuid: str, disk: str, pivot: bool = False) -> None:
+        await self._enter("block_job_abort", uuid)
+        dom, disks = self._disks(uuid)
+        status = disks.abort(disk, pivot)
+        disks.clear_mirror(disk)
+        self._emit(dom, DomainEventKind.BLOCK_JOB, status.value, disk)
 
     # ------------------------------------------------------- monitoring
     async def sample(self) -> list[DomainSample]:

@@ -23,6 +23,8 @@ __all__ = [
     "DomainSample",
     "NodeInfo",
     "NodeMemory",
+    "BlockJobInfo",
+    "BlockJobStatus",
     "Hypervisor",
     "HypervisorError",
     "NoSuchDomainError",
@@ -73,7 +75,19 @@ class DomainEventKind(enum.Enum):
     CRASHED = "crashed"
     REBOOTED = "rebooted"
     IO_ERROR = "io_error"
+    # A block job (commit) changed state: `disk` names the drive (vda), `detail`
+    # is a BlockJobStatus value.
+    BLOCK_JOB = "block_job"
     OTHER = "other"
+
+
+class BlockJobStatus(str, enum.Enum):
+    """How a block job ended, or that an active commit is ready to pivot."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    READY = "ready"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +97,8 @@ class DomainEvent:
     # Why, in hypervisor terms: "shutdown", "destroyed", "crashed", "ioerror",
     # "user", "failed", "migrated", "saved", ... (free text, for exit info).
     detail: str = ""
+    # The drive (target dev, e.g. vda) of a BLOCK_JOB event.
+    disk: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +130,22 @@ class DomainSample:
     # per device name: rd_reqs, wr_reqs, rd_bytes, wr_bytes, rd_times, wr_times,
     # allocation, capacity, physical
     block: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockJobInfo:
+    """Progress of the block job running on one drive (bytes: cur of end)."""
+
+    kind: str  # "commit", "active_commit", "pull", "copy", "unknown"
+    cur: int
+    end: int
+    bandwidth_mib_s: int = 0
+
+    @property
+    def ready(self) -> bool:
+        """An active commit that copied everything (libvirt also says so in the
+        domain XML: <mirror ready='yes'>)."""
+        return self.kind == "active_commit" and self.end > 0 and self.cur == self.end
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +226,26 @@ class Hypervisor(Protocol):
 
     async def sample(self) -> list[DomainSample]:
         """Counters of every domain, in one bulk call where the hypervisor allows."""
+
+    async def snapshot_disks(self, uuid: str, snapshot_xml: str, quiesce: bool = False) -> None:
+        """Live external disk-only snapshot onto overlays that already exist
+        (a <domainsnapshot> naming each drive's new source): the domain keeps
+        no snapshot metadata; each named drive writes to its new overlay from
+        then on, backed by what it used before."""
+
+    async def block_commit(self, uuid: str, disk: str, base: str, top: str,
+                           bandwidth_mib_s: int = 0, active: bool = False) -> None:
+        """Start committing the layers from `top` down to just above `base`
+        into `base` (both given as libvirt targets, e.g. "vda[2]"), keeping
+        backing file names relative. `active`: top is the drive's active
+        layer; the job then becomes READY and needs block_job_abort(pivot)."""
+
+    async def block_job_info(self, uuid: str, disk: str) -> BlockJobInfo | None:
+        """The block job on that drive, None when there is none."""
+
+    async def block_job_abort(self, uuid: str, disk: str, pivot: bool = False) -> None:
+        """End the drive's block job; with `pivot`, a READY active commit
+        switches the drive to the base (a COMPLETED event follows)."""
 
     async def node_info(self) -> NodeInfo: ...
 

@@ -13,9 +13,12 @@ import asyncio
 import datetime as dt
 import logging
 import time
+import uuid as uuidlib
 from typing import Any, Awaitable, Callable
 
 import orjson
+
+from protocol.jsonrpc import JsonRpcError
 
 from .domxml import DomainXmlError, graphics_ticket_xml, prepare_for_launch, read_metadata
 from .errors import (
@@ -25,9 +28,11 @@ from .errors import (
     invalid_parameter,
     no_vm,
     resource_unavailable,
+    snapshot_error,
     vm_down,
     vm_exists,
 )
+from .drivestorage import DriveStorage
 from .hooks import HookError, HookRunner
 from .hypervisor import (
     DomainEvent,
@@ -40,6 +45,9 @@ from .hypervisor import (
     NoSuchDomainError,
     UnsupportedError,
 )
+from .jobs import HostJob, HostJobs
+from .merges import LiveMerges
+from .snapshots import parse_snap_drives, take_snapshot
 from .vm import ERROR, NORMAL, ExitInfo, ExitReason, Vm, VmStatus, vdsm_time_ms
 
 __all__ = ["VmManager", "Publisher"]
@@ -87,8 +95,14 @@ def _status_from_domain(d: DomainInfo) -> VmStatus | None:
 class VmManager:
     def __init__(self, hypervisor: Hypervisor, hooks: HookRunner, publish: Publisher, *,
                  powering_up_s: float = 10.0, shutdown_timeout_s: float = 120.0,
-                 owner: str = "") -> None:
+                 owner: str = "", storage: DriveStorage | None = None,
+                 block_job_poll_s: float = 2.0) -> None:
         self.hypervisor = hypervisor
+        # Volumes of VM disks (snapshots, merges); None: an agent without storage.
+        self.storage = storage
+        self.jobs = HostJobs()
+        self.merges = LiveMerges(hypervisor, storage, self._spawn, self._chain_changed,
+                                 self._vm_jobs_changed, poll_interval_s=block_job_poll_s)
         # Who this agent is (its certificate's name). Domains it starts carry it
         # in their metadata, so agents sharing one libvirtd (the lab, the demo
         # with QEMU) each manage only their own VMs.
@@ -174,6 +188,7 @@ class VmManager:
         params = {vm.id: vm.status_event(), "notify_time": vdsm_time_ms()}
         self.publish(f"|virt|VM_status|{vm.id}", params)
         if vm.status is VmStatus.DOWN:
+            self.merges.vm_gone(vm.id)
             waiter = self._down_waiters.get(vm.id)
             if waiter is not None:
                 waiter.set()
@@ -186,6 +201,9 @@ class VmManager:
             self._publish_status(vm)
 
     def _on_domain_event(self, ev: DomainEvent) -> None:
+        if ev.kind is DomainEventKind.BLOCK_JOB:
+            self.merges.on_event(ev)
+            return
         vm = self.vms.get(ev.uuid)
         if vm is None:
             if ev.kind in (DomainEventKind.STARTED, DomainEventKind.RESUMED):
@@ -507,6 +525,75 @@ class VmManager:
             await self.hypervisor.set_balloon(uuid, target_kib)
         await self._hypervisor_op(vm, apply)
         vm.set_balloon_target(target_kib)
+
+    # ------------------------------------------------------------ disks
+    async def snapshot(self, vm_id: str, snap_drives: list[dict[str, Any]],
+                       snap_memory: str | None, frozen: bool, job_uuid: str | None,
+                       timeout_min: int) -> None:
+        """Live disk-only snapshot (see snapshots.py). With a job id it runs as a
+        host job (Host.getJobs, as vdsm 4.4+), else the call returns when done."""
+        vm = self._running(vm_id)
+        if snap_memory:
+            raise snapshot_error("memory snapshots are not supported by this agent")
+        storage = self.storage
+        if storage is None:
+            raise snapshot_error("this agent has no storage")
+        wanted = parse_snap_drives(snap_drives)
+        timeout_s = max(1, timeout_min) * 60.0
+
+        async def run() -> None:
+            async with vm.lock:
+                try:
+                    moved = await asyncio.wait_for(take_snapshot(
+                        self.hypervisor, storage, vm.id, wanted,
+                        busy_drives=self.merges.busy_drives(vm.id)), timeout_s)
+                except asyncio.TimeoutError:
+                    raise snapshot_error(f"not done within {timeout_min} minutes") from None
+            if moved:
+                await self._chain_changed(vm.id)
+
+        if job_uuid is None:
+            await run()
+            return
+        job = self.jobs.add(HostJob(job_uuid, "virt", "snapshot_vm"))
+        self.jobs.running(job)
+
+        async def as_job() -> None:
+            try:
+                await run()
+            except JsonRpcError as exc:
+                log.warning("snapshot job %s of VM %s failed: %s", job.id, vm_id, exc.message)
+                self.jobs.finish(job, exc)
+            except Exception as exc:
+                log.exception("snapshot job %s of VM %s failed", job.id, vm_id)
+                self.jobs.finish(job, snapshot_error(str(exc)))
+            else:
+                self.jobs.finish(job)
+        self._spawn(as_job(), f"snapshot {vm_id}")
+
+    async def merge(self, vm_id: str, drive: dict[str, Any], base: str, top: str,
+                    bandwidth_mib_s: int, job_uuid: str | None) -> None:
+        """Start a live merge (see merges.py); its progress shows in vmJobs."""
+        vm = self._running(vm_id)
+        try:
+            sd, img, vol = str(drive["domainID"]), str(drive["imageID"]), str(drive["volumeID"])
+        except KeyError as exc:
+            raise invalid_parameter(f"drive lacks {exc}") from None
+        await self.merges.start(vm.id, sd, img, vol, base, top, bandwidth_mib_s,
+                                job_uuid or str(uuidlib.uuid4()))
+
+    def _vm_jobs_changed(self, vm_id: str) -> None:
+        vm = self.vms.get(vm_id)
+        if vm is not None:
+            vm.vm_jobs = self.merges.vm_jobs(vm_id)
+
+    async def _chain_changed(self, vm_id: str) -> None:
+        """A drive's chain changed: take the new XML (and hash) and tell the engine."""
+        vm = self.vms.get(vm_id)
+        if vm is None or not vm.status.running:
+            return
+        await self.refresh_xml(vm)
+        self._publish_status(vm)
 
     # -------------------------------------------------------------- xml
     async def refresh_xml(self, vm: Vm) -> str:

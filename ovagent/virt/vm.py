@@ -92,7 +92,7 @@ def _rate(new: int, old: int, seconds: float) -> float:
 
 # Vm attributes stats() is built from: setting one drops the cached record.
 _STATS_INPUTS = frozenset({"status", "exit_info", "pause_code", "monitor_response", "xml",
-                           "_sampled", "_hash", "_display", "_facts"})
+                           "_sampled", "_hash", "_display", "_facts", "vm_jobs"})
 
 
 @dataclass(eq=False)
@@ -113,6 +113,8 @@ class Vm:
     shutdown_requested: bool = False
     destroy_requested: bool = False
     balloon_target_kib: int | None = None
+    # Block jobs (live merges) by job id, as vdsm's vmJobs; replace, never mutate.
+    vm_jobs: dict[str, Any] = field(default_factory=dict)
     _prev: _Counters | None = field(default=None, repr=False)
     _sampled: dict[str, Any] = field(default_factory=dict, repr=False)
     _facts: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -303,6 +305,7 @@ class Vm:
         base["guestCPUCount"] = -1
         if self.status is VmStatus.PAUSED:
             base["pauseCode"] = self.pause_code
+        base["vmJobs"] = self.vm_jobs
         base.update(self._sampled)
         return base
 

@@ -35,6 +35,7 @@ class ErrorCode(enum.IntEnum):
     HOTPLUG_DISK = 45
     HOTUNPLUG_DISK = 46
     SNAPSHOT_ERROR = 48
+    MERGE_FAILED = 52
     NO_SUCH_JOB = 66
     MIGRATION_NOT_IN_PROGRESS = 81
     MIGRATION_LIMIT_EXCEEDED = 82
@@ -58,6 +59,7 @@ class ErrorCode(enum.IntEnum):
     CREATE_VOLUME_SIZE_ERROR = 229
     INCORRECT_TYPE = 231
     VOLUME_RESIZE_VALUE_ERROR = 232
+    MERGE_SNAPSHOTS_ERROR = 250
     IMAGE_DELETE_ERROR = 256
     COPY_IMAGE_ERROR = 261
     IMAGE_DOES_NOT_EXIST_IN_SD = 268
@@ -92,6 +94,7 @@ class ErrorCode(enum.IntEnum):
     STORAGE_SERVER_VALIDATION_ERROR = 453
     STORAGE_SERVER_ACCESS_PERMISSION_ERROR = 469
     MOUNT_ERROR = 477
+    IMAGE_DAEMON_ERROR = 482
     SPM_START_ERROR = 650
     ACQUIRE_LOCK_FAILURE = 651
     SPM_STOP_ERROR = 653
@@ -126,6 +129,7 @@ _MESSAGES: dict[int, str] = {
     ErrorCode.HOTPLUG_DISK: "Failed to hotplug disk",
     ErrorCode.HOTUNPLUG_DISK: "Failed to hotunplug disk",
     ErrorCode.SNAPSHOT_ERROR: "Snapshot failed",
+    ErrorCode.MERGE_FAILED: "Merge failed",
     ErrorCode.NO_SUCH_JOB: "Job does not exist",
     ErrorCode.MIGRATION_NOT_IN_PROGRESS: "Migration not in progress",
     ErrorCode.MIGRATION_LIMIT_EXCEEDED: "Incoming migration limit exceeded",
@@ -148,6 +152,7 @@ _MESSAGES: dict[int, str] = {
     ErrorCode.CREATE_VOLUME_SIZE_ERROR: "Requested size is too small",
     ErrorCode.INCORRECT_TYPE: "Incorrect volume preallocation type",
     ErrorCode.VOLUME_RESIZE_VALUE_ERROR: "Incorrect size value for volume resize",
+    ErrorCode.MERGE_SNAPSHOTS_ERROR: "Error merging snapshots",
     ErrorCode.IMAGE_DELETE_ERROR: "Could not remove all volumes of the image",
     ErrorCode.COPY_IMAGE_ERROR: "Image copy failed",
     ErrorCode.IMAGE_DOES_NOT_EXIST_IN_SD: "Image does not exist in domain",
@@ -182,6 +187,7 @@ _MESSAGES: dict[int, str] = {
     ErrorCode.STORAGE_SERVER_VALIDATION_ERROR: "The path does not exist or cannot be reached",
     ErrorCode.STORAGE_SERVER_ACCESS_PERMISSION_ERROR: "Permissions deny access to the storage",
     ErrorCode.MOUNT_ERROR: "Problem while trying to mount target",
+    ErrorCode.IMAGE_DAEMON_ERROR: "Image daemon request failed",
     ErrorCode.SPM_START_ERROR: "Error starting SPM",
     ErrorCode.ACQUIRE_LOCK_FAILURE: "Cannot obtain lock",
     ErrorCode.SPM_STOP_ERROR: "Error stopping SPM, SPM has unfinished tasks",

@@ -17,9 +17,9 @@ def namespaces_help(schema: Schema) -> str:
     lines = ["Namespaces (use 'ovagent-client NAMESPACE --help' for their verbs):"]
     for ns in schema.namespaces():
         verbs = schema.verbs_of(ns)
-        lines.append(f"  {ns:<14} {len(verbs)} verbs: "
-                     + ", ".join(v.short_name for v in verbs[:6])
-                     + (", ..." if len(verbs) > 6 else ""))
+        text = f"{ns:<14} {len(verbs)} verbs: " + ", ".join(v.short_name for v in verbs)
+        lines.append(textwrap.fill(text, width=78, initial_indent="  ",
+                                   subsequent_indent=" " * 17))
     return "\n".join(lines)
 
 

@@ -14,14 +14,19 @@ QEMU keeps the current size).
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
 
+from ovagent.virt.disks import drives, snapshot_xml
 from ovagent.virt.fake import FakeHypervisor
 from ovagent.virt.hypervisor import (
+    BlockJobStatus,
     DomainEvent,
     DomainEventKind,
     DomainExistsError,
@@ -297,3 +302,51 @@ class TestHypervisorContract:
     async def test_invalid_xml(self, case: Case) -> None:
         with pytest.raises(HypervisorError):
             await case.hv.create("<domain type='kvm'><name>x</name")
+
+    async def test_disk_snapshot_then_active_commit_and_pivot(self, case: Case,
+                                                              tmp_path: Path) -> None:
+        if case.kind == "test":
+            pytest.skip("libvirt's test driver has no disk-only snapshots or block jobs")
+        if shutil.which("qemu-img") is None:
+            pytest.skip("qemu-img is not installed (qemu-utils)")
+        base, top = tmp_path / "base.qcow2", tmp_path / "top.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "16M"], check=True)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base.name, "-F",
+                        "qcow2", str(top)], check=True)
+        vm_id = new_vm_id()
+        disk = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+                f"<source file='{base}'/><target dev='vda' bus='virtio'/></disk>")
+        xml = domain_xml(case.kind, f"{DOMAIN_PREFIX}c-{vm_id[:8]}", vm_id, devices=disk)
+        # QEMU runs as root here (the files are in the test's private directory).
+        xml = xml.replace("</domain>", "<seclabel type='static' model='dac' relabel='no'>"
+                                       "<label>+0:+0</label></seclabel></domain>")
+        case.created.append(vm_id)
+        await case.hv.create(xml)
+
+        (vda,) = drives(await case.hv.get_xml(vm_id))
+        await case.hv.snapshot_disks(vm_id, snapshot_xml({"vda": str(top)}, [vda]))
+        (vda,) = drives(await case.hv.get_xml(vm_id))
+        assert [layer.path for layer in vda.chain] == [str(top), str(base)]
+        assert await case.hv.block_job_info(vm_id, "vda") is None
+
+        targets = [f"vda[{layer.index}]" if layer.index is not None else layer.path
+                   for layer in vda.chain]
+        await case.hv.block_commit(vm_id, "vda", targets[1], targets[0], active=True)
+
+        def block_event(status: BlockJobStatus) -> DomainEvent | None:
+            for e in case.events.items:
+                if e.uuid == vm_id and e.kind is KIND.BLOCK_JOB and e.detail == status.value:
+                    return e
+            return None
+        ready = await case.events.wait_for(lambda _: block_event(BlockJobStatus.READY),
+                                           DEADLINE_S, "block job ready")
+        assert ready.disk == "vda"
+        info = await case.hv.block_job_info(vm_id, "vda")
+        assert info is not None and info.kind == "active_commit" and info.ready
+        assert drives(await case.hv.get_xml(vm_id))[0].mirror_ready
+        await case.hv.block_job_abort(vm_id, "vda", pivot=True)
+        await case.events.wait_for(lambda _: block_event(BlockJobStatus.COMPLETED),
+                                   DEADLINE_S, "block job completed")
+        (vda,) = drives(await case.hv.get_xml(vm_id))
+        assert [layer.path for layer in vda.chain] == [str(base)]
+        assert await case.hv.block_job_info(vm_id, "vda") is None

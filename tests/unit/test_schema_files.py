@@ -124,13 +124,31 @@ EXPECTED_VERBS.update({
     "Host.getStorageRepoStats": [("domains", [])],
 })
 
+# VM disks: snapshots, merges, host jobs, image transfer tickets (vdsm-api.yml);
+# Image.coldMerge is ov's own (vdsm splits it into prepareMerge/SDM.merge/finalizeMerge).
+EXPECTED_VERBS.update({
+    "VM.snapshot": [("vmID", _R), ("snapDrives", _R), ("snapMemory", None), ("frozen", False),
+                    ("jobUUID", None), ("timeout", 30), ("freeze_timeout", 8)],
+    "VM.merge": [("vmID", _R), ("drive", _R), ("baseVolUUID", _R), ("topVolUUID", _R),
+                 ("bandwidth", 0), ("jobUUID", None)],
+    "Host.getJobs": [("job_type", None), ("job_ids", [])],
+    "Host.add_image_ticket": [("ticket", _R)],
+    "Host.get_image_ticket": [("uuid", _R)],
+    "Host.remove_image_ticket": [("uuid", _R)],
+    "Host.extend_image_ticket": [("uuid", _R), ("timeout", _R)],
+    "Image.coldMerge": [(_SP, _R), (_SD, _R), (_IMG, _R), ("baseVolUUID", _R),
+                        ("topVolUUID", _R)],
+})
+
 NO_RESULT_VERBS = {"Host.ping2", "VM.destroy", "VM.shutdown", "VM.reset", "VM.setTicket",
                    "StoragePool.create", "StoragePool.connect", "StoragePool.disconnect",
                    "StoragePool.refresh", "StoragePool.spmStop", "StorageDomain.create",
                    "StorageDomain.validate", "StorageDomain.format", "StorageDomain.attach",
                    "StorageDomain.activate", "StorageDomain.deactivate",
                    "StorageDomain.detach", "Volume.setLegality", "Volume.setDescription",
-                   "Image.teardown", "Task.clear", "Task.stop"}
+                   "Image.teardown", "Task.clear", "Task.stop", "VM.snapshot", "VM.merge",
+                   "Host.add_image_ticket", "Host.remove_image_ticket",
+                   "Host.extend_image_ticket"}
 
 VDSM_VM_STATUSES = {
     "Up", "Down", "Migration Source", "Migration Destination", "Paused",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import libvirt
 
-from ..hypervisor import DomainEventKind, DomainState
+from ..hypervisor import BlockJobStatus, DomainEventKind, DomainState
 
-__all__ = ["domain_state", "state_reason", "event_kind", "event_detail"]
+__all__ = ["domain_state", "state_reason", "event_kind", "event_detail", "block_job_kind",
+           "block_job_status"]
 
 _STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: DomainState.UNKNOWN,
@@ -100,3 +101,26 @@ def event_kind(event: int) -> DomainEventKind:
 
 def event_detail(event: int, detail: int) -> str:
     return _DETAILS.get(event, {}).get(detail, str(detail))
+
+
+_BLOCK_JOB_KINDS = {
+    libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_PULL: "pull",
+    libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_COPY: "copy",
+    libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT: "commit",
+    libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT: "active_commit",
+}
+
+_BLOCK_JOB_STATUSES = {
+    libvirt.VIR_DOMAIN_BLOCK_JOB_COMPLETED: BlockJobStatus.COMPLETED,
+    libvirt.VIR_DOMAIN_BLOCK_JOB_FAILED: BlockJobStatus.FAILED,
+    libvirt.VIR_DOMAIN_BLOCK_JOB_CANCELED: BlockJobStatus.CANCELED,
+    libvirt.VIR_DOMAIN_BLOCK_JOB_READY: BlockJobStatus.READY,
+}
+
+
+def block_job_kind(code: int) -> str:
+    return _BLOCK_JOB_KINDS.get(code, "unknown")
+
+
+def block_job_status(code: int) -> BlockJobStatus:
+    return _BLOCK_JOB_STATUSES.get(code, BlockJobStatus.FAILED)

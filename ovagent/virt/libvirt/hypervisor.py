@@ -17,6 +17,7 @@ from typing import Any, Callable
 import libvirt
 
 from ..hypervisor import (
+    BlockJobInfo,
     DomainEvent,
     DomainEventKind,
     DomainInfo,
@@ -28,7 +29,14 @@ from ..hypervisor import (
     ReconnectCallback,
 )
 from .boundary import ConnectionBrokenError, LibvirtBoundary, Pool
-from .codes import domain_state, event_detail, event_kind, state_reason
+from .codes import (
+    block_job_kind,
+    block_job_status,
+    domain_state,
+    event_detail,
+    event_kind,
+    state_reason,
+)
 from .events import ensure_event_loop_impl
 from .nodeinfo import node_info_blocking
 
@@ -117,12 +125,13 @@ class LibvirtHypervisor:
                     conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT,
                                                 self._reboot_cb, None),
                 ]
-                try:
-                    ids.append(conn.domainEventRegisterAny(
-                        None, libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON, self._io_error_cb,
-                        None))
-                except libvirt.libvirtError:
-                    pass  # the test driver has no I/O error events
+                for event_id, cb in (
+                        (libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON, self._io_error_cb),
+                        (libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, self._block_job_cb)):
+                    try:
+                        ids.append(conn.domainEventRegisterAny(None, event_id, cb, None))
+                    except libvirt.libvirtError:
+                        pass  # the test driver has no I/O error or block job events
                 if not self.uri.startswith("test:"):
                     try:
                         conn.registerCloseCallback(self._close_cb, None)
@@ -225,10 +234,11 @@ class LibvirtHypervisor:
             raise
 
     # ------------------------------------------------------------ events
-    def _emit(self, dom: libvirt.virDomain, kind: DomainEventKind, detail: str) -> None:
+    def _emit(self, dom: libvirt.virDomain, kind: DomainEventKind, detail: str,
+              disk: str = "") -> None:
         if self._on_event is None or self._loop is None:
             return
-        event = DomainEvent(dom.UUIDString(), kind, detail)
+        event = DomainEvent(dom.UUIDString(), kind, detail, disk)
         try:
             on_loop = asyncio.get_running_loop() is self._loop
         except RuntimeError:
@@ -249,6 +259,10 @@ class LibvirtHypervisor:
     def _io_error_cb(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, src: str,
                      alias: str, action: int, reason: str, _opaque: object) -> None:
         self._emit(dom, DomainEventKind.IO_ERROR, reason or "eio")
+
+    def _block_job_cb(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, disk: str,
+                      job_type: int, status: int, _opaque: object) -> None:
+        self._emit(dom, DomainEventKind.BLOCK_JOB, block_job_status(status).value, disk)
 
     # ---------------------------------------------------------- domains
     @staticmethod
@@ -318,6 +332,37 @@ class LibvirtHypervisor:
     async def set_balloon(self, uuid: str, target_kib: int) -> None:
         await self._domain_op(uuid, lambda d: d.setMemoryFlags(
             target_kib, libvirt.VIR_DOMAIN_AFFECT_LIVE))
+
+    # ------------------------------------------------------ disk jobs
+    async def snapshot_disks(self, uuid: str, snapshot_xml: str, quiesce: bool = False) -> None:
+        flags = (libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
+                 | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT
+                 | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA)
+        if quiesce:
+            flags |= libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE
+        await self._domain_op(uuid, lambda d: d.snapshotCreateXML(snapshot_xml, flags))
+
+    async def block_commit(self, uuid: str, disk: str, base: str, top: str,
+                           bandwidth_mib_s: int = 0, active: bool = False) -> None:
+        flags = libvirt.VIR_DOMAIN_BLOCK_COMMIT_RELATIVE
+        if active:
+            flags |= libvirt.VIR_DOMAIN_BLOCK_COMMIT_ACTIVE
+        await self._domain_op(uuid, lambda d: d.blockCommit(disk, base, top,
+                                                            bandwidth_mib_s, flags))
+
+    async def block_job_info(self, uuid: str, disk: str) -> BlockJobInfo | None:
+        def info(d: libvirt.virDomain) -> BlockJobInfo | None:
+            raw = d.blockJobInfo(disk, 0)
+            if not raw:
+                return None
+            return BlockJobInfo(block_job_kind(raw.get("type", -1)), int(raw.get("cur", 0)),
+                                int(raw.get("end", 0)), int(raw.get("bandwidth", 0)))
+        result: BlockJobInfo | None = await self._domain_op(uuid, info, Pool.MONITORING)
+        return result
+
+    async def block_job_abort(self, uuid: str, disk: str, pivot: bool = False) -> None:
+        flags = libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT if pivot else 0
+        await self._domain_op(uuid, lambda d: d.blockJobAbort(disk, flags))
 
     # ------------------------------------------------------- monitoring
     def _sample_blocking(self) -> list[DomainSample]:

@@ -11,10 +11,12 @@ import orjson
 import pytest
 
 from ovagent.api.host import HostApi
+from ovagent.api.imagetickets import ImageTicketApi
 from ovagent.api.storage import storage_apis
 from ovagent.api.vm import VmApi
-from ovagent.config import StorageConfig
+from ovagent.config import ImageioConfig, StorageConfig, TlsConfig
 from ovagent.host.stats import HostStatsSampler
+from ovagent.imageio.service import ImageService
 from ovagent.storage import StorageService
 from ovagent.virt.domxml import prepare_for_launch
 from ovagent.virt.fake import FakeHypervisor
@@ -119,8 +121,11 @@ def test_every_schema_verb_has_exactly_one_handler(tmp_path: Path) -> None:
     manager = VmManager(fake, HookRunner(None), lambda m, p: None)
     registry = VerbRegistry(default_schema())
     storage = StorageService(StorageConfig(repository=tmp_path / "rhev"), tmp_path)
+    images = ImageService(ImageioConfig(enabled=False), "127.0.0.1", TlsConfig(),
+                          tmp_path / "rhev")
     registry.add_api(HostApi(manager, HostStatsSampler(fake, lambda: (0,) * 6),
-                             HookRunner(None)), VmApi(manager), *storage_apis(storage))
+                             HookRunner(None)), VmApi(manager), *storage_apis(storage),
+                     ImageTicketApi(images))
     registry.verify()
     assert registry.names() == sorted(default_schema().verbs)
 
