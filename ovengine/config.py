@@ -9,7 +9,8 @@ from typing import Any
 from protocol.configfile import load_config
 
 __all__ = ["EngineConfig", "DatabaseConfig", "ApiConfig", "HostsConfig", "MonitoringConfig",
-           "AuthConfig", "LdapConfig", "VmsConfig", "load", "DEFAULT_CONFIG_PATH"]
+           "AuthConfig", "LdapConfig", "VmsConfig", "StorageConfig", "load",
+           "DEFAULT_CONFIG_PATH"]
 
 DEFAULT_CONFIG_PATH = Path("/etc/ov/ovengine.yaml")
 
@@ -61,6 +62,30 @@ class VmsConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    # getSpmStatus of each data center's SPM, and a new election when it has none.
+    spm_poll_interval_s: float = 10.0
+    # How long one spmStart task may take (the agent waits for the SPM lease up
+    # to its storage.spm_acquire_timeout_s, 300 s by default).
+    spm_start_timeout_s: float = 360.0
+    # After a failed election, wait this long before the next attempt.
+    spm_retry_s: float = 5.0
+    # Task.getStatus of a running storage task (volume create, copy, delete).
+    task_poll_interval_s: float = 2.0
+    # A storage task that has not finished after this fails its command (the
+    # agent's own qemu-img copy limit is 6 h).
+    task_timeout_s: float = 21600.0
+    # A host that cannot see an active domain of its data center for this
+    # long becomes non_operational; a domain no host sees that long, inactive.
+    domain_failure_timeout_s: float = 300.0
+    # A host made non_operational by storage is reconnected to its storage this
+    # often (oVirt's auto-recovery); it is up again once it sees every domain.
+    host_recovery_interval_s: float = 300.0
+    # Storage calls that are not tasks (create domain, connect, prepare).
+    call_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
 class LdapConfig:
     name: str = ""            # the profile/domain name users log in with (user@name)
     url: str = ""             # ldap://host:port
@@ -89,6 +114,7 @@ class EngineConfig:
     hosts: HostsConfig = field(default_factory=HostsConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     vms: VmsConfig = field(default_factory=VmsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     log_level: str = "info"
 

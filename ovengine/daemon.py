@@ -2,7 +2,9 @@
 
 Start: state dir -> CA -> database (embedded cluster unless a DSN is set) ->
 migrations -> in-memory VM view -> recovery of commands a crash interrupted
-(no entity stays locked) -> admin@internal -> host links -> REST API.
+(no entity stays locked) -> storage manager (its SPM loop; storage tasks the
+crash left are checked when their hosts answer) -> admin@internal -> host
+links -> REST API.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .monitoring.vm_monitor import VmMonitor
 from .pki import EngineCa
 from .rest.server import ApiServer
 from .services import Services
+from .storage.manager import StorageManager
 
 __all__ = ["Engine", "run"]
 
@@ -69,12 +72,14 @@ class Engine:
         hosts = HostManager(pool, c.hosts, c.monitoring, ssl_ctx, audit, bus, monitor)
         s = Services(c, pool, audit, bus, LockManager(pool), store, monitor, hosts, ca)
         s.runner = CommandRunner(s)
+        s.storage = StorageManager(pool, hosts, store, audit, bus, c.storage)
         self.services = s
         await store.load()
         recovered = await s.runner.recover_after_restart()
         if recovered:
             log.warning("recovered %d commands interrupted by a previous engine stop",
                         recovered)
+        await s.storage.start()  # after recovery: what it left are orphan tasks
         self.admin_password = await ensure_admin(pool, state, c.auth.admin_password)
         await audit.log(AuditType.VDC_START, "Starting oVirt Engine.")
         await hosts.start()
@@ -89,8 +94,9 @@ class Engine:
             await self.api.stop()
         s = self.services
         if s is not None:
-            await s.hosts.close()
             await s.runner.close()
+            await s.storage.close()
+            await s.hosts.close()
             await s.monitor.close()
             try:
                 await s.audit.log(AuditType.VDC_STOP, "Stopping oVirt Engine.")

@@ -5,6 +5,12 @@ Each LocalAgent has a directory with its key (made here, never sent), its
 certificate request, the certificate the engine signed, the engine CA, its
 libvirt test-driver node definition (CPUs, memory) and its log. Enrollment
 uses the same AddHost command an administrator would.
+
+With `storage=True` the agent gets a storage repository of its own
+(`<dir>/rhev`) and its own sanlock daemon (run directory `<dir>/sanlock`,
+no watchdog, started before the agent and stopped after it), as several
+agents on one machine need: each talks to its own daemon through
+SANLOCK_RUN_DIR (agent config storage.sanlock_run_dir).
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ import yaml
 
 from protocol import pki
 
-__all__ = ["LocalAgent", "node_xml", "ensure_libvirtd", "free_port"]
+__all__ = ["LocalAgent", "SanlockDaemon", "node_xml", "ensure_libvirtd", "free_port",
+           "unmount_under"]
 
 NODE_XML = """<node>
   <cpu>
@@ -90,6 +97,81 @@ def ensure_libvirtd() -> None:
     raise RuntimeError("libvirtd did not answer within 30 s")
 
 
+def unmount_under(root: Path) -> None:
+    """Lazily unmount whatever is mounted below `root` (bind mounts an agent
+    made in this mount namespace), deepest first."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    prefix = str(root).rstrip("/") + "/"
+    targets = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 4:
+            target = fields[4].replace("\\040", " ")
+            if target.startswith(prefix):
+                targets.append(target)
+    for target in sorted(targets, reverse=True):
+        subprocess.run(["umount", "-l", target], capture_output=True, check=False)
+
+
+class SanlockDaemon:
+    """A sanlock daemon of one agent: its own run directory (socket), no
+    watchdog, host name = the agent's name. SANLOCK_PRIVILEGED=0 keeps it from
+    raising rlimits (containers often lack CAP_SYS_RESOURCE)."""
+
+    def __init__(self, run_dir: Path, name: str) -> None:
+        self.run_dir = run_dir
+        self.name = name
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, SANLOCK_RUN_DIR=str(self.run_dir), SANLOCK_PRIVILEGED="0")
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    async def start(self, timeout_s: float = 15.0) -> None:
+        if shutil.which("sanlock") is None:
+            raise RuntimeError("sanlock is not installed (apt-get install sanlock)")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir.parent / f"sanlock-{self.name}.log", "ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                "sanlock", "daemon", "-D", "-w", "0", "-l", "0", "-h", "0", "-U", "root",
+                "-G", "root", "-L", "-1", "-S", "-1", "-e", self.name, env=self.env,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            if self.process.returncode is not None:
+                raise RuntimeError(f"sanlock daemon {self.name} exited "
+                                   f"({self.process.returncode})")
+            probe = await asyncio.create_subprocess_exec(
+                "sanlock", "client", "status", env=self.env, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+            if await asyncio.wait_for(probe.wait(), timeout_s) == 0:
+                return
+            if loop.time() > deadline:
+                raise RuntimeError(f"sanlock daemon {self.name} did not answer in "
+                                   f"{timeout_s} s")
+            await asyncio.sleep(0.05)
+
+    async def kill(self) -> None:
+        """kill -9: its leases are not released (they expire on the other hosts)."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(self.process.wait(), 10)
+        self.process = None
+
+    async def stop(self) -> None:
+        # Its lockspaces are on test storage, and the agent that held leases is
+        # gone: nothing to hand back cleanly.
+        await self.kill()
+
+
 @dataclass
 class LocalAgent:
     directory: Path
@@ -104,6 +186,12 @@ class LocalAgent:
     extra_args: tuple[str, ...] = ()
     # Written to agent.yaml and passed with --config (e.g. faster sampling in tests).
     agent_config: dict[str, Any] | None = None
+    # Storage: a repository of its own and its own sanlock daemon.
+    storage: bool = False
+    sanlock_io_timeout_s: int = 10
+    # Further storage.* agent configuration keys (monitor_interval_s, ...).
+    storage_config: dict[str, Any] | None = None
+    sanlock: SanlockDaemon | None = None
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -138,6 +226,25 @@ class LocalAgent:
         return self.directory / "agent.log"
 
     @property
+    def repository(self) -> Path:
+        return self.directory / "rhev"
+
+    @property
+    def sanlock_run_dir(self) -> Path:
+        return self.directory / "sanlock"
+
+    def effective_config(self) -> dict[str, Any] | None:
+        if not self.storage:
+            return self.agent_config
+        config = dict(self.agent_config or {})
+        config["storage"] = {**config.get("storage", {}),
+                             "repository": str(self.repository),
+                             "sanlock_run_dir": str(self.sanlock_run_dir),
+                             "sanlock_io_timeout_s": self.sanlock_io_timeout_s,
+                             **(self.storage_config or {})}
+        return config
+
+    @property
     def enrolled(self) -> bool:
         return self.cert_file.exists() and self.ca_file.exists()
 
@@ -160,22 +267,31 @@ class LocalAgent:
     def command(self) -> list[str]:
         uri = self.libvirt_uri or f"test://{self.node_file}"
         cmd = [sys.executable, "-m", "ovagent"]
-        if self.agent_config:
+        if self.effective_config():
             cmd += ["--config", str(self.directory / "agent.yaml")]
         cmd += ["--listen", f"{self.address}:{self.port}",
                "--libvirt-uri", uri, "--tls-cert", str(self.cert_file),
                "--tls-key", str(self.key_file), "--tls-ca", str(self.ca_file),
                "--state-dir", str(self.directory / "state"),
                "--hooks-dir", str(self.directory / "hooks"), *self.extra_args]
-        if self.netns:
+        if self.netns and self.storage:
+            # Only the network namespace: the storage mounts the agent makes must
+            # be visible to its sanlock daemon (`ip netns exec` would give the
+            # agent a mount namespace of its own).
+            cmd = ["nsenter", f"--net=/run/netns/{self.netns}", "--", *cmd]
+        elif self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
         return cmd
 
     async def start(self) -> None:
         if not self.libvirt_uri and not self.node_file.exists():
             self.node_file.write_text(node_xml(self.cpus, self.memory_mib))
-        if self.agent_config:
-            (self.directory / "agent.yaml").write_text(yaml.safe_dump(self.agent_config))
+        config = self.effective_config()
+        if config:
+            (self.directory / "agent.yaml").write_text(yaml.safe_dump(config))
+        if self.storage and (self.sanlock is None or self.sanlock.process is None):
+            self.sanlock = SanlockDaemon(self.sanlock_run_dir, self.name)
+            await self.sanlock.start()
         log = open(self.log_file, "ab")
         try:
             self.process = await asyncio.create_subprocess_exec(
@@ -205,9 +321,27 @@ class LocalAgent:
                 await self.process.wait()
         self.process = None
 
+    async def stop_storage(self) -> None:
+        """After stop(): the sanlock daemon, and the mounts the agent left."""
+        if self.sanlock is not None:
+            await self.sanlock.stop()
+            self.sanlock = None
+        if self.storage:
+            await asyncio.to_thread(unmount_under, self.repository)
+
     async def kill(self) -> None:
         """kill -9: the agent gets no chance to clean up."""
         if self.process is not None and self.process.returncode is None:
             self.signal(signal.SIGKILL)
             await self.process.wait()
         self.process = None
+
+    async def kill_host(self) -> None:
+        """kill -9 of the agent and of its sanlock daemon: a host that lost power.
+
+        The daemon goes first: a sanlock daemon that outlives its client even
+        briefly releases the client's leases cleanly, which a power loss never does.
+        """
+        if self.sanlock is not None:
+            await self.sanlock.kill()
+        await self.kill()

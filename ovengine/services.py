@@ -18,6 +18,7 @@ from .pki import EngineCa
 
 if TYPE_CHECKING:
     from .domain.commands import CommandRunner
+    from .storage.manager import StorageManager
 
 __all__ = ["Services"]
 
@@ -34,3 +35,4 @@ class Services:
     hosts: HostManager
     ca: EngineCa
     runner: "CommandRunner" = field(init=False)
+    storage: "StorageManager" = field(init=False)

@@ -276,7 +276,12 @@ class Authorizer:
         if kind == "disk":
             r = await self.pool.fetchrow("""
                 SELECT d.storage_domain_id, sd.data_center_id,
-                       ARRAY(SELECT vm_id FROM disk_attachments WHERE disk_id = d.id) AS vms
+                       ARRAY(SELECT a.vm_id FROM disk_attachments a JOIN vm_static s
+                             ON s.id = a.vm_id WHERE a.disk_id = d.id
+                             AND s.entity_type = 'vm') AS vms,
+                       ARRAY(SELECT a.vm_id FROM disk_attachments a JOIN vm_static s
+                             ON s.id = a.vm_id WHERE a.disk_id = d.id
+                             AND s.entity_type = 'template') AS templates
                 FROM disks d LEFT JOIN storage_domains sd ON sd.id = d.storage_domain_id
                 WHERE d.id = $1""", key)
             if r is None:
@@ -284,6 +289,8 @@ class Authorizer:
             out = [("disk", obj_id)]
             for vm in r["vms"]:
                 out += (await self.ancestors("vm", str(vm)))[:-1]
+            for template in r["templates"]:
+                out += (await self.ancestors("template", str(template)))[:-1]
             return [*out, *_opt("storage_domain", r["storage_domain_id"]),
                     *_opt("data_center", r["data_center_id"]), system]
         if kind in ("user", "group", "role"):

@@ -13,7 +13,8 @@ __all__ = ["command_types"]
 
 
 def command_types() -> dict[str, type[Command]]:
-    from . import (aaa_commands, host_commands, snapshot_commands,  # noqa: F401
+    from . import (aaa_commands, disk_commands, host_commands,  # noqa: F401
+                   snapshot_commands, storage_commands, template_commands,
                    topology_commands, vm_commands, vm_lifecycle)
 
     return dict(Command.registry)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-__all__ = ["VmSpec", "build_domain_xml", "OVIRT_VM_NS"]
+__all__ = ["VmSpec", "DiskSpec", "NicSpec", "build_domain_xml", "disk_targets", "OVIRT_VM_NS"]
 
 OVIRT_VM_NS = "http://ovirt.org/vm/1.0"
 
@@ -19,10 +19,33 @@ OVIRT_VM_NS = "http://ovirt.org/vm/1.0"
 class DiskSpec:
     path: str
     target: str
-    bus: str = "virtio"
+    bus: str = "virtio"      # virtio | scsi (on a virtio-scsi controller)
     fmt: str = "qcow2"
     bootable: bool = False
     read_only: bool = False
+    serial: str = ""
+    # Where the volume lives (vdsm's drive identity, kept in the metadata as
+    # oVirt does, so the host knows which volume each disk is).
+    pool_id: str = ""
+    domain_id: str = ""
+    image_id: str = ""
+    volume_id: str = ""
+
+
+def disk_targets(buses: list[str]) -> list[str]:
+    """Device names in order: virtio disks vda, vdb, ...; SCSI disks sda, sdb, ..."""
+    counters = {"virtio": 0, "scsi": 0}
+    out = []
+    for bus in buses:
+        n = counters[bus]
+        counters[bus] += 1
+        letters = ""
+        n += 1
+        while n:
+            n, r = divmod(n - 1, 26)
+            letters = chr(ord("a") + r) + letters
+        out.append(("vd" if bus == "virtio" else "sd") + letters)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +93,14 @@ def build_domain_xml(vm: VmSpec) -> str:
     ET.SubElement(ov, f"{{{OVIRT_VM_NS}}}clusterVersion").text = vm.cluster_version
     ET.SubElement(ov, f"{{{OVIRT_VM_NS}}}minGuaranteedMemoryMb").text = \
         str(vm.memory_guaranteed_mib)
+    for d in vm.disks:
+        if not d.volume_id:
+            continue
+        dev = ET.SubElement(ov, f"{{{OVIRT_VM_NS}}}device", {"devtype": "disk",
+                                                            "name": d.target})
+        for tag, value in (("domainID", d.domain_id), ("imageID", d.image_id),
+                           ("poolID", d.pool_id), ("volumeID", d.volume_id)):
+            ET.SubElement(dev, f"{{{OVIRT_VM_NS}}}{tag}").text = value
     _sub(root, "memory", str(vm.memory_mib * 1024), unit="KiB")
     _sub(root, "currentMemory", str(vm.memory_mib * 1024), unit="KiB")
     vcpus = vm.sockets * vm.cores * vm.threads
@@ -91,11 +122,16 @@ def build_domain_xml(vm: VmSpec) -> str:
     _sub(root, "on_reboot", "restart")
     _sub(root, "on_crash", "destroy")
     devices = _sub(root, "devices")
+    if any(d.bus == "scsi" for d in vm.disks):
+        _sub(devices, "controller", type="scsi", model="virtio-scsi", index="0")
     for d in vm.disks:
         disk = _sub(devices, "disk", type="file", device="disk")
-        _sub(disk, "driver", name="qemu", type=d.fmt, cache="none", io="threads")
+        _sub(disk, "driver", name="qemu", type=d.fmt, cache="none", error_policy="stop",
+             io="threads")
         _sub(disk, "source", file=d.path)
         _sub(disk, "target", dev=d.target, bus=d.bus)
+        if d.serial:
+            _sub(disk, "serial", d.serial)
         if d.read_only:
             _sub(disk, "readonly")
     for n in vm.nics:

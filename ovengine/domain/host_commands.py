@@ -209,6 +209,9 @@ class DeactivateHost(_HostCommand):
                            f"{len(vms)} VM(s); stop or migrate them first.")
 
     async def execute(self) -> None:
+        # Stop it being SPM (refused while storage tasks run on it) and leave
+        # the storage pool before it is in maintenance.
+        await self.s.storage.host_maintenance(self.host_id)
         await self.s.hosts.set_admin_status(self.host_id, "maintenance")
         await self.s.audit.log(AuditType.USER_VDS_MAINTENANCE,
                                f"Host {self.name} was switched to Maintenance mode by "

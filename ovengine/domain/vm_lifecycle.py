@@ -14,9 +14,11 @@ from protocol.jsonrpc import JsonRpcError
 
 from ..audit import AuditType
 from ..errors import Conflict, OperationFailed
+from ..hosts.manager import HostUnavailable
 from ..monitoring.store import ExitInfo
 from .commands import Principal
-from .domxml import VmSpec, build_domain_xml
+from .domxml import DiskSpec, VmSpec, build_domain_xml, disk_targets
+from .images import vm_disks
 from .placement import HostCandidate, pick_host
 from .vm_base import VmCommand
 
@@ -32,6 +34,9 @@ class RunVm(VmCommand):
         super().__init__(services, principal, vm_id)
         self.wanted_host = host_id
         self.chosen: HostCandidate | None = None
+        self.disks: list[Any] = []
+        self.dc_id: str | None = None
+        self.prepared: list[Any] = []
 
     def description(self) -> str:
         return f"Launching VM {self.name}"
@@ -42,6 +47,13 @@ class RunVm(VmCommand):
         if self.row["status"] != "down":
             raise Conflict(f"Cannot run VM. VM {self.name} is {self.row['status']}.")
         hosts = self.s.hosts.up_hosts(str(self.row["cluster_id"]))
+        await self._check_disks()
+        if self.dc_id is not None:
+            # A VM with disks runs only where its data center's storage is connected.
+            hosts = [h for h in hosts if self.s.storage.connector.is_connected(self.dc_id, h.id)]
+            if not hosts:
+                raise Conflict(f"Cannot run VM {self.name}: no host of its cluster is "
+                               f"connected to the storage of its data center.")
         if self.wanted_host:
             hosts = [h for h in hosts if h.id == self.wanted_host]
             if not hosts:
@@ -59,6 +71,39 @@ class RunVm(VmCommand):
             candidates.append(HostCandidate(h.id, h.name, free - h.pending_mib, cpu, count))
         self.chosen = pick_host(candidates, self.row["memory_mib"])
 
+    async def _check_disks(self) -> None:
+        self.disks = [d for d in await vm_disks(self.s.pool, self.vm_id) if d["active"]]
+        for d in self.disks:
+            if d["status"] != "ok":
+                raise Conflict(f"Cannot run VM {self.name}: disk {d['alias']} is "
+                               f"{d['status']}.")
+            if d["sd_status"] != "active":
+                raise Conflict(f"Cannot run VM {self.name}: the storage domain "
+                               f"{d['sd_name']} of disk {d['alias']} is "
+                               f"{d['sd_status'] or 'not attached'}.")
+            self.dc_id = str(d["data_center_id"])
+
+    async def _prepare_disks(self, host_id: str) -> tuple[DiskSpec, ...]:
+        """Image.prepare of each disk on the chosen host: the paths the VM opens."""
+        buses = ["scsi" if d["interface"] == "virtio_scsi" else "virtio" for d in self.disks]
+        specs = []
+        for d, bus, target in zip(self.disks, buses, disk_targets(buses)):
+            sd, img, vol = str(d["storage_domain_id"]), str(d["id"]), str(d["image_id"])
+            assert self.dc_id is not None
+            try:
+                path = await self.s.storage.prepare_image(host_id, self.dc_id, sd, img, vol)
+            except JsonRpcError as exc:
+                raise OperationFailed(f"Cannot run VM {self.name}: the host could not "
+                                      f"prepare disk {d['alias']}: {exc.message} "
+                                      f"(code {exc.code})") from None
+            self.prepared.append((host_id, sd, img, vol))
+            specs.append(DiskSpec(path=path, target=target, bus=bus,
+                                  fmt="qcow2" if d["format"] == "cow" else "raw",
+                                  bootable=d["bootable"], read_only=d["read_only"],
+                                  serial=img[:20], pool_id=self.dc_id, domain_id=sd,
+                                  image_id=img, volume_id=vol))
+        return tuple(specs)
+
     async def execute(self) -> str:
         assert self.row is not None and self.chosen is not None
         r = self.row
@@ -66,6 +111,7 @@ class RunVm(VmCommand):
         kvm = bool(host.facts and host.facts.kvm_enabled)
         cluster = await self.s.pool.fetchrow("SELECT compat_major, compat_minor FROM clusters "
                                              "WHERE id=$1", r["cluster_id"])
+        disks = await self._prepare_disks(host.id)
         spec = VmSpec(
             id=self.vm_id, name=r["name"], memory_mib=r["memory_mib"],
             memory_guaranteed_mib=r["memory_guaranteed_mib"], memory_max_mib=r["memory_max_mib"],
@@ -77,7 +123,7 @@ class RunVm(VmCommand):
             display_address="0",
             ballooning=r["ballooning"], kvm=kvm,
             cluster_version=f"{cluster['compat_major']}.{cluster['compat_minor']}"
-            if cluster else "4.7")
+            if cluster else "4.7", disks=disks)
         xml = build_domain_xml(spec)
         host.pending_mib += r["memory_mib"]
         await self.s.store.set_status(self.vm_id, "wait_for_launch", host.id)
@@ -92,6 +138,12 @@ class RunVm(VmCommand):
         return host.id
 
     async def compensate(self) -> None:
+        for host_id, sd, img, vol in self.prepared:
+            assert self.dc_id is not None
+            try:
+                await self.s.storage.teardown_image(host_id, self.dc_id, sd, img, vol)
+            except HostUnavailable:
+                pass
         if self.chosen is not None:
             host = self.s.hosts.hosts.get(self.chosen.id)
             if host is not None and self.row is not None:

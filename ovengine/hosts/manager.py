@@ -21,7 +21,7 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Protocol
 
 import asyncpg
 
@@ -43,7 +43,7 @@ from .caps import (
     stats_from_report,
 )
 
-__all__ = ["HostManager", "HostRuntime", "HostUnavailable"]
+__all__ = ["HostManager", "HostRuntime", "HostUnavailable", "HostStorageHooks"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,16 @@ _LINKED = frozenset({"up", "initializing", "maintenance", "preparing_for_mainten
 
 class HostUnavailable(Conflict):
     """The host is not connected (409: retry when it is up)."""
+
+
+class HostStorageHooks(Protocol):
+    """What the storage manager needs to hear from host management."""
+
+    async def host_ready(self, host_id: str) -> str | None:
+        """Before a host is recorded up: connect it to its storage; None or why not."""
+
+    def host_stats(self, host_id: str, domains: dict[str, Any]) -> None:
+        """The storageDomains member of a Host.getStats report."""
 
 
 @dataclass(eq=False)
@@ -97,6 +107,8 @@ class HostManager:
         self.monitor = monitor
         monitor.release = self._release_vm
         self.hosts: dict[str, HostRuntime] = {}
+        # Set by the storage manager (it is built after this).
+        self.storage: HostStorageHooks | None = None
         self._sem = asyncio.Semaphore(cfg.max_concurrent_polls)
         self._closing = False
 
@@ -211,7 +223,25 @@ class HostManager:
             log.warning("host %s: initialization failed: %s", rt.name, exc)
             return  # the link state machine takes it from here
         if rt.connected:
-            await self.set_status(rt, rt.admin_status, "")
+            status, detail = await self._ready_status(rt)
+            if rt.connected:
+                await self.set_status(rt, status, detail)
+
+    async def _ready_status(self, rt: HostRuntime) -> tuple[str, str]:
+        """The status a connected host goes to: its admin status, unless it
+        cannot reach its data center's storage (non_operational)."""
+        if rt.admin_status != "up" or self.storage is None:
+            return rt.admin_status, ""
+        try:
+            reason = await self.storage.host_ready(rt.id)
+        except (RpcConnectionError, JsonRpcError, HostUnavailable) as exc:
+            reason = f"connecting to its storage failed: {exc}"
+        except Exception as exc:  # a bug must not leave the host initializing
+            log.exception("host %s: connecting to its storage failed", rt.name)
+            reason = f"connecting to its storage failed: {exc}"
+        if reason:
+            return "non_operational", reason
+        return "up", ""
 
     async def _call_recovering(self, rt: HostRuntime, method: str) -> Any:
         """Call, waiting out the agent's recovery (error 99) for up to a minute."""
@@ -286,6 +316,8 @@ class HostManager:
         if stats:
             raw = await self.call(rt.id, "Host.getStats", timeout_s=60)
             rt.stats = stats_from_report(raw)
+            if self.storage is not None:
+                self.storage.host_stats(rt.id, raw.get("storageDomains") or {})
             rt.pending_mib = 0
             rt.last_host_stats_at = time.monotonic()
             await save_statistics(self.pool, uuid.UUID(rt.id), rt.stats)
@@ -347,7 +379,8 @@ class HostManager:
         await self.pool.execute("UPDATE host_dynamic SET admin_status=$2 WHERE host_id=$1",
                                 uuid.UUID(host_id), admin_status)
         if rt.connected:
-            await self.set_status(rt, admin_status)
+            status, detail = await self._ready_status(rt)
+            await self.set_status(rt, status, detail)
 
     def up_hosts(self, cluster_id: str) -> list[HostRuntime]:
         return [rt for rt in self.hosts.values()

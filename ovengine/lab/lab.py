@@ -33,6 +33,10 @@ class Lab:
     qemu: bool = False
     serve_api: bool = True
     agent_config: dict[str, Any] | None = None
+    # Hosts with storage: a repository and a sanlock daemon each (LocalAgent).
+    storage: bool = False
+    sanlock_io_timeout_s: int = 10
+    storage_config: dict[str, Any] | None = None
     engine: Engine | None = None
     network: LabNetwork = field(default_factory=LabNetwork)
     agents: list[LocalAgent] = field(default_factory=list)
@@ -54,7 +58,9 @@ class Lab:
                                address=net.address, port=54321, netns=net.netns,
                                libvirt_uri="qemu:///system" if self.qemu else "",
                                cpus=8 + 4 * (i % 3), memory_mib=16384 * (1 + i % 2),
-                               agent_config=self.agent_config)
+                               agent_config=self.agent_config, storage=self.storage,
+                               sanlock_io_timeout_s=self.sanlock_io_timeout_s,
+                               storage_config=self.storage_config)
             if not await s.pool.fetchval("SELECT 1 FROM hosts WHERE name=$1", agent.name):
                 result = await s.runner.run(AddHost(s, SYSTEM, agent.name, agent.address,
                                                     cluster, agent.certificate_request(),
@@ -93,6 +99,10 @@ class Lab:
     async def kill_agent(self, index: int) -> None:
         await self.agents[index].kill()
 
+    async def kill_host(self, index: int) -> None:
+        """kill -9 of the agent and its sanlock daemon (storage hosts): power loss."""
+        await self.agents[index].kill_host()
+
     async def restart_agent(self, index: int) -> None:
         await self.agents[index].start()
 
@@ -108,5 +118,6 @@ class Lab:
             self.engine = None
         for agent in self.agents:
             await agent.stop()
+            await agent.stop_storage()
         self.agents.clear()
         await LabNetwork.teardown_all()

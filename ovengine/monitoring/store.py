@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from uuid import UUID
 
 import asyncpg
@@ -59,6 +59,8 @@ class VmStateStore:
     pool: asyncpg.Pool
     view: dict[str, VmView] = field(default_factory=dict)
     by_host: dict[str, set[str]] = field(default_factory=dict)
+    # Called with (vm_id, host_id) when a VM that ran on a host went down.
+    stop_listeners: list[Callable[[str, str], None]] = field(default_factory=list)
 
     async def load(self) -> None:
         rows = await self.pool.fetch("""
@@ -157,6 +159,9 @@ class VmStateStore:
         name = old.name if old else vm_id
         view = VmView(vm_id, name, status, host_id, agent, now)
         self._put(view)
+        if stopped and old is not None and old.run_on_host_id:
+            for listener in self.stop_listeners:
+                listener(vm_id, old.run_on_host_id)
         return view
 
     async def write_stats(self, batch: list[tuple[str, dict[str, Any]]]) -> None:

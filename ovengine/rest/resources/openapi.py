@@ -52,11 +52,26 @@ BODY_SCHEMAS: dict[str, dict[str, Any]] = {
     "permission": _obj(role=_REF, user=_REF, group=_REF, vm=_REF, cluster=_REF,
                        data_center=_REF, host=_REF, template=_REF),
     "snapshot": _obj(description=_S, persist_memorystate=_S),
+    "storage_domain": _obj(id=_S, name=_S, description=_S, comment=_S, type=_S, host=_REF,
+                           wipe_after_delete=_S,
+                           storage=_obj(type=_S, address=_S, path=_S, vfs_type=_S,
+                                        mount_options=_S, nfs_version=_S)),
+    "disk": _obj(name=_S, alias=_S, description=_S, format=_S, sparse=_S,
+                 provisioned_size=_S, shareable=_S, wipe_after_delete=_S,
+                 storage_domains=_obj(storage_domain={"type": "array", "items": _REF})),
+    "disk_attachment": _obj(interface=_S, bootable=_S, active=_S, read_only=_S,
+                            pass_discard=_S, disk=_obj(
+                                id=_S, name=_S, format=_S, sparse=_S, provisioned_size=_S,
+                                storage_domains=_obj(storage_domain={"type": "array",
+                                                                     "items": _REF}))),
+    "template": _obj(name=_S, description=_S, comment=_S, vm=_REF),
     "action": _obj(force=_S, reason=_S, **{"async": _S}),
 }
 _BODY_OF = {"vms": "vm", "hosts": "host", "datacenters": "data_center", "clusters": "cluster",
             "networks": "network", "users": "user", "groups": "group", "roles": "role",
-            "permissions": "permission", "snapshots": "snapshot"}
+            "permissions": "permission", "snapshots": "snapshot",
+            "storagedomains": "storage_domain", "disks": "disk",
+            "diskattachments": "disk_attachment", "templates": "template"}
 _VAR = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
 

@@ -56,7 +56,8 @@ async def _summary(request: web.Request) -> dict[str, Any]:
           (SELECT count(*) FROM users u WHERE {user_cond}) AS users_total,
           (SELECT count(*) FROM users u WHERE u.active AND {user_cond}) AS users_active,
           (SELECT count(*) FROM storage_domains sd WHERE {sd_cond}) AS sd_total,
-          (SELECT count(*) FROM storage_domains sd WHERE sd.status = 'active'
+          (SELECT count(*) FROM storage_domains sd JOIN storage_pool_iso_map m
+             ON m.storage_domain_id = sd.id WHERE m.status = 'active'
              AND {sd_cond}) AS sd_active""", *p.values)
     assert r is not None
 

@@ -14,7 +14,8 @@ from aiohttp import web
 from ...aaa.permits import ActionGroup as AG
 from ...domain.commands import CommandResult
 from ...domain.snapshot_commands import CreateSnapshot, RemoveSnapshot
-from ...domain.vm_commands import AddVm, RemoveVm, UpdateVm, VmConfig
+from ...domain.disk_commands import AddDisk, AttachDisk, DetachDisk, DiskAttach, RemoveDisk
+from ...domain.vm_commands import AddVm, DiskOverride, RemoveVm, UpdateVm, VmConfig
 from ...domain.vm_lifecycle import PauseVm, RebootVm, ResumeVm, RunVm, ShutdownVm, StopVm
 from ...aaa.authz import parse_uuid
 from ...errors import NotFound, ValidationFailed
@@ -25,6 +26,7 @@ from ..policy import act, deferred, read, LOGIN, Routes
 from ..render import (API, b, esc, ref, respond, respond_collection, ts, ts_sql)
 from ..search import Field
 from .common import action_response, empty_ok, resolve_ref
+from .storage import disk_input, resolve_domain
 
 __all__ = ["add_routes", "vm_dict", "vm_xml", "vm_json", "VMS"]
 
@@ -323,9 +325,36 @@ async def add_vm(request: web.Request) -> web.Response:
     assert cluster_id is not None
     await require(request, AG.CREATE_VM, "cluster", cluster_id)
     await require(request, None, "template", template_id)
+    disks = await disk_overrides(request, body)
+    for o in disks.values():
+        if o.sd_id is not None:
+            await require(request, AG.CREATE_DISK, "storage_domain", o.sd_id)
     result = await run(request, AddVm(ctx(request).s, ident(request).principal,
-                                      cluster_id, template_id, config))
+                                      cluster_id, template_id, config,
+                                      clone=query_bool(request, "clone", False), disks=disks))
     return respond(request, "vm", vm_dict(await _vm(request, result.value)), status=201)
+
+
+async def disk_overrides(request: web.Request, body: Any) -> dict[str, DiskOverride]:
+    """`<disk_attachments><disk_attachment><disk id=".."><format/><sparse/>
+    <storage_domains/></disk>...`: how the new VM's copy of each template disk
+    differs (by the template disk's id)."""
+    out: dict[str, DiskOverride] = {}
+    for att in items(body, "disk_attachments", "disk_attachment"):
+        disk = get(att, "disk")
+        if not isinstance(disk, dict) or not isinstance(disk.get("id"), str):
+            raise ValidationFailed("disk_attachments.disk_attachment.disk needs the id of a "
+                                   "template disk", "disk_attachments")
+        sds = items(disk, "storage_domains", "storage_domain")
+        fmt = text(disk, "format", field="disk.format")
+        if fmt is not None and fmt not in ("cow", "raw"):
+            raise ValidationFailed(f"unknown disk format {fmt!r}", "disk.format")
+        out[disk["id"]] = DiskOverride(
+            fmt=fmt, sparse=as_bool(disk, "sparse", field="disk.sparse"),
+            sd_id=await resolve_domain(request, sds[0], "disk.storage_domains")
+            if sds else None,
+            alias=text(disk, "alias", max_len=255) or text(disk, "name", max_len=255))
+    return out
 
 
 async def update_vm(request: web.Request) -> web.Response:
@@ -340,7 +369,8 @@ async def remove_vm(request: web.Request) -> web.Response:
     vm_id = request.match_info["id"]
     force = query_bool(request, "force", False)
     await run(request, RemoveVm(ctx(request).s, ident(request).principal, vm_id,
-                                force=force))
+                                force=force,
+                                remove_disks=not query_bool(request, "detach_only", False)))
     return empty_ok()
 
 
@@ -467,12 +497,60 @@ async def get_nic(request: web.Request) -> web.Response:
     return respond(request, "nic", nic_dict(row))
 
 
-def attachment_dict(r: Any) -> dict[str, Any]:
+def attachment_dict(r: Any, owner: str = "vms") -> dict[str, Any]:
     vm, disk = str(r["vm_id"]), str(r["disk_id"])
-    return {"href": f"{API}/vms/{vm}/diskattachments/{disk}", "id": disk,
+    return {"href": f"{API}/{owner}/{vm}/diskattachments/{disk}", "id": disk,
             "active": b(r["active"]), "bootable": b(r["bootable"]), "interface": r["interface"],
             "logical_name": r["logical_name"], "pass_discard": b(r["pass_discard"]),
-            "read_only": b(r["read_only"]), "disk": ref("disks", disk), "vm": ref("vms", vm)}
+            "read_only": b(r["read_only"]), "disk": ref("disks", disk),
+            owner[:-1]: ref(owner, vm)}
+
+
+async def add_attachment(request: web.Request) -> web.Response:
+    """An existing disk (`<disk id=".."/>`), or a new one described inline."""
+    vm_id = request.match_info["id"]
+    body = await read_body(request, "disk_attachment")
+    interface = text(body, "interface") or "virtio"
+    attach = DiskAttach(vm_id, interface, bool(as_bool(body, "bootable")),
+                        as_bool(body, "active") is not False,
+                        bool(as_bool(body, "read_only")), bool(as_bool(body, "pass_discard")))
+    disk = get(body, "disk")
+    if not isinstance(disk, dict):
+        raise ValidationFailed("disk is required (an existing disk's id, or a new disk)",
+                               "disk")
+    s, who = ctx(request).s, ident(request).principal
+    if isinstance(disk.get("id"), str) and get(disk, "provisioned_size") is None:
+        disk_id = disk["id"]
+        await require(request, AG.ATTACH_DISK, "disk", disk_id)
+        await run(request, AttachDisk(s, who, disk_id, attach))
+    else:
+        d = await disk_input(request, disk)
+        await require(request, AG.CREATE_DISK, "storage_domain", d["sd_id"])
+        disk_id = (await run(request, AddDisk(s, who, attach=attach, **d))).value
+    return await _attachment(request, vm_id, disk_id, status=201)
+
+
+async def _attachment(request: web.Request, vm_id: str, disk_id: str,
+                      status: int = 200) -> web.Response:
+    row = await ctx(request).s.pool.fetchrow(
+        "SELECT * FROM disk_attachments WHERE vm_id = $1 AND disk_id = $2",
+        uuid.UUID(vm_id), parse_uuid(disk_id, "disk"))
+    if row is None:
+        raise NotFound(f"disk attachment {disk_id} does not exist")
+    return respond(request, "disk_attachment", attachment_dict(row), status=status)
+
+
+async def remove_attachment(request: web.Request) -> web.Response:
+    """Detach (the default, detach_only=true) or remove the disk (detach_only=false)."""
+    vm_id, disk_id = request.match_info["id"], request.match_info["did"]
+    s, who = ctx(request).s, ident(request).principal
+    if query_bool(request, "detach_only", True):
+        await run(request, DetachDisk(s, who, vm_id, disk_id))
+    else:
+        await _attachment(request, vm_id, disk_id)  # 404 if it is not attached here
+        await require(request, AG.DELETE_DISK, "disk", disk_id)
+        await run(request, RemoveDisk(s, who, disk_id))
+    return empty_ok()
 
 
 async def list_attachments(request: web.Request) -> web.Response:
@@ -484,12 +562,7 @@ async def list_attachments(request: web.Request) -> web.Response:
 
 
 async def get_attachment(request: web.Request) -> web.Response:
-    row = await ctx(request).s.pool.fetchrow(
-        "SELECT * FROM disk_attachments WHERE vm_id = $1 AND disk_id = $2",
-        uuid.UUID(request.match_info["id"]), parse_uuid(request.match_info["did"], "disk"))
-    if row is None:
-        raise NotFound(f"disk attachment {request.match_info['did']} does not exist")
-    return respond(request, "disk_attachment", attachment_dict(row))
+    return await _attachment(request, request.match_info["id"], request.match_info["did"])
 
 
 def statistic(owner: str, owner_id: str, name: str, description: str, value: Any, unit: str,
@@ -542,4 +615,7 @@ def add_routes(r: Routes) -> None:
     r.get(f"{base}/{{id}}/nics/{{nid}}", get_nic, read("vm"))
     r.get(f"{base}/{{id}}/diskattachments", list_attachments, read("vm"))
     r.get(f"{base}/{{id}}/diskattachments/{{did}}", get_attachment, read("vm"))
+    r.post(f"{base}/{{id}}/diskattachments", add_attachment, act(AG.CONFIGURE_VM_STORAGE, "vm"))
+    r.delete(f"{base}/{{id}}/diskattachments/{{did}}", remove_attachment,
+             act(AG.CONFIGURE_VM_STORAGE, "vm"))
     r.get(f"{base}/{{id}}/statistics", list_vm_statistics, read("vm"))
