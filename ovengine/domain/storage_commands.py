@@ -106,6 +106,21 @@ def _host_error(what: str, exc: Exception) -> OperationFailed:
     return OperationFailed(f"{what}: {exc}")
 
 
+async def _undo_transient_status(services: Any, params: dict[str, Any], transient: str,
+                                 back_to: str) -> bool:
+    """Crash recovery of activate/deactivate: a domain left in `transient`
+    goes back to `back_to`. False when the command died before knowing its
+    domain."""
+    sd_id, dc_id = params.get("sd_id"), params.get("dc_id")
+    if not sd_id or not dc_id:
+        return False
+    await services.pool.execute(
+        "UPDATE storage_pool_iso_map SET status=$3 WHERE storage_domain_id=$1 AND "
+        "data_center_id=$2 AND status=$4", uuid.UUID(sd_id), uuid.UUID(dc_id), back_to,
+        transient)
+    return True
+
+
 class _DomainCommand(Command):
     """A command on an existing domain, in a data center (or not)."""
 
@@ -524,13 +539,9 @@ class ActivateStorageDomain(_DomainCommand):
 
     @classmethod
     async def recover(cls, services: Any, params: dict[str, Any]) -> str:
-        sd_id, dc_id = params.get("sd_id"), params.get("dc_id")
-        if not sd_id or not dc_id:
+        if not await _undo_transient_status(services, params, "activating",
+                                            params.get("was") or "inactive"):
             return "nothing to undo"
-        await services.pool.execute(
-            "UPDATE storage_pool_iso_map SET status=$3 WHERE storage_domain_id=$1 AND "
-            "data_center_id=$2 AND status='activating'", uuid.UUID(sd_id), uuid.UUID(dc_id),
-            params.get("was") or "inactive")
         return "the domain is back to its previous status: activate it again"
 
 
@@ -615,13 +626,9 @@ class DeactivateStorageDomain(_DomainCommand):
 
     @classmethod
     async def recover(cls, services: Any, params: dict[str, Any]) -> str:
-        sd_id, dc_id = params.get("sd_id"), params.get("dc_id")
-        if not sd_id or not dc_id:
+        if not await _undo_transient_status(services, params, "preparing_for_maintenance",
+                                            "inactive"):
             return "nothing to undo"
-        await services.pool.execute(
-            "UPDATE storage_pool_iso_map SET status='inactive' WHERE storage_domain_id=$1 AND "
-            "data_center_id=$2 AND status='preparing_for_maintenance'", uuid.UUID(sd_id),
-            uuid.UUID(dc_id))
         return "the domain is inactive: deactivate it again, or activate it"
 
 

@@ -9,6 +9,7 @@ import re
 import uuid
 
 from ovengine.daemon import Engine
+from ovengine.domain.storage_commands import ActivateStorageDomain, DeactivateStorageDomain
 from tests.fixtures.engine import EngineFactory, wait_until
 from tests.fixtures.engine_storage import (STORAGE_ENGINE, posix_data_center, require_storage,
                                            storage_hosts, wait_dc_up)
@@ -107,3 +108,33 @@ async def _sees(engine: Engine, host_id: str, sd: str) -> bool:
 async def _dc(engine: Engine, dc: str, status: str) -> bool:
     return await engine.s.pool.fetchval("SELECT status FROM data_centers WHERE id=$1",
                                         uuid.UUID(dc)) == status
+
+
+async def test_crash_recovery_undoes_transient_domain_states(engines: EngineFactory) -> None:
+    """A domain left 'activating' or 'preparing_for_maintenance' by an engine
+    that died goes back to a status from which the admin can act again."""
+    require_storage()
+    engine = await engines.start(storage=STORAGE_ENGINE)
+    hosts = await storage_hosts(engines, engine, 1)
+    dc, master = await posix_data_center(engine, hosts, engines.base / "shared")
+    pool = engine.s.pool
+
+    async def leave(status: str) -> None:
+        await pool.execute("UPDATE storage_pool_iso_map SET status=$2 WHERE "
+                           "storage_domain_id=$1", uuid.UUID(master), status)
+
+    await leave("activating")
+    outcome = await ActivateStorageDomain.recover(engine.s, {
+        "sd_id": master, "dc_id": dc, "was": "maintenance"})
+    assert "activate it again" in outcome
+    assert await _iso_status(engine, master) == "maintenance"
+
+    await leave("preparing_for_maintenance")
+    outcome = await DeactivateStorageDomain.recover(engine.s, {"sd_id": master, "dc_id": dc})
+    assert "inactive" in outcome
+    assert await _iso_status(engine, master) == "inactive"
+
+    await leave("active")  # only the transient status is undone
+    await DeactivateStorageDomain.recover(engine.s, {"sd_id": master, "dc_id": dc})
+    assert await _iso_status(engine, master) == "active"
+    assert await DeactivateStorageDomain.recover(engine.s, {}) == "nothing to undo"
