@@ -86,6 +86,10 @@ class SanlockClient:
         self._module: Any = None
         self._fd: int | None = None
         self._lock = threading.Lock()  # sanlock calls run in several worker threads
+        # Calls on the registration fd send a request and read the reply on
+        # that one socket: two threads at once would read each other's
+        # replies (one hangs for ever), so they take turns.
+        self.fd_lock = threading.Lock()
 
     def module(self) -> Any:
         with self._lock:
@@ -194,7 +198,8 @@ class SanlockLock:
         sl = self.client.module()
         fd = self.client.registration_blocking()
         try:
-            sl.acquire(self.lockspace, SDM_LEASE_NAME.encode(), self._sdm, slkfd=fd)
+            with self.client.fd_lock:
+                sl.acquire(self.lockspace, SDM_LEASE_NAME.encode(), self._sdm, slkfd=fd)
         except Exception as exc:
             code = _errno(exc)
             if code in _HELD_ELSEWHERE:
@@ -212,8 +217,9 @@ class SanlockLock:
     def _release_blocking(self) -> None:
         sl = self.client.module()
         try:
-            sl.release(self.lockspace, SDM_LEASE_NAME.encode(), self._sdm,
-                       slkfd=self.client.registration_blocking())
+            fd = self.client.registration_blocking()
+            with self.client.fd_lock:
+                sl.release(self.lockspace, SDM_LEASE_NAME.encode(), self._sdm, slkfd=fd)
         except Exception as exc:
             if _errno(exc) not in (errno.ENOENT, errno.EINVAL):
                 raise StorageError(f"cannot release SDM lease: {exc}") from None
@@ -245,7 +251,12 @@ class SanlockLock:
             fd = self.client.registered
             if fd is None:
                 return False
-            for res in sl.inquire(slkfd=fd):
+            # Only asked while this host is SPM, so never queued behind a
+            # long SDM acquire. (By pid instead, sanlock answers EBUSY
+            # while another call of this client is in progress.)
+            with self.client.fd_lock:
+                resources = sl.inquire(slkfd=fd)
+            for res in resources:
                 if res.get("lockspace") == self.lockspace and \
                         res.get("resource") == SDM_LEASE_NAME.encode():
                     return True
