@@ -74,6 +74,12 @@ def make_hypervisor(config: AgentConfig) -> Hypervisor:
     from .virt.libvirt.hypervisor import LibvirtHypervisor
 
     lc = config.libvirt
+    if lc.uri.startswith("fake://"):
+        # Tests: libvirt's test driver has no disk snapshots or block commits;
+        # the fake changes the domain XML as libvirt does (storage stays real).
+        from .virt.fake import FakeHypervisor
+
+        return FakeHypervisor(hostname=lc.uri[len("fake://"):].strip("/") or "fake-host")
     return LibvirtHypervisor(lc.uri, lifecycle_threads=lc.lifecycle_threads,
                              monitoring_threads=lc.monitoring_threads,
                              lifecycle_timeout_s=lc.lifecycle_timeout_s,
@@ -101,7 +107,8 @@ class Agent:
         self.images = ImageService(config.imageio, config.listen.host, config.tls,
                                    config.storage.repository)
         registry = VerbRegistry(default_schema())
-        registry.add_api(HostApi(self.manager, self.host_stats, self.hooks),
+        registry.add_api(HostApi(self.manager, self.host_stats, self.hooks,
+                                 lambda: self.images.port),
                          VmApi(self.manager), *storage_apis(self.storage),
                          ImageTicketApi(self.images))
         registry.verify()

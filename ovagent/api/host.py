@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable
 
 from protocol.schema import verb
 
@@ -19,10 +19,12 @@ __all__ = ["HostApi"]
 
 class HostApi:
     def __init__(self, manager: VmManager, host_stats: HostStatsSampler,
-                 hooks: HookRunner) -> None:
+                 hooks: HookRunner, imageio_port: Callable[[], int] | None = None) -> None:
         self.vms = manager
         self.host_stats = host_stats
         self.hooks = hooks
+        # The image server's port (0: not running), for the engine's transfer URLs.
+        self.imageio_port = imageio_port
         self._facts: dict[str, Any] | None = None
 
     @verb("Host.ping2")
@@ -35,7 +37,10 @@ class HostApi:
             self._facts = await asyncio.to_thread(host_facts_blocking)
         node = await self.vms.hypervisor.node_info()
         hooks = await asyncio.to_thread(self.hooks.inventory_blocking)
-        return build_capabilities(node, self._facts, hooks)
+        caps = build_capabilities(node, self._facts, hooks)
+        if self.imageio_port is not None:
+            caps["imageioPort"] = self.imageio_port()
+        return caps
 
     @verb("Host.getHardwareInfo")
     async def get_hardware_info(self) -> dict[str, Any]:

@@ -44,6 +44,9 @@ class HostFacts:
     qemu_version: str
     cluster_levels: list[str]
     emulated_machines: list[str]
+    # The host's image server port (ov agents report it; vdsm hosts run
+    # ovirt-imageio on 54322); 0: it is not running.
+    imageio_port: int = 54322
 
 
 def facts_from_capabilities(caps: dict[str, Any]) -> HostFacts:
@@ -68,6 +71,7 @@ def facts_from_capabilities(caps: dict[str, Any]) -> HostFacts:
         qemu_version=str((pkgs.get("qemu-kvm") or {}).get("version", "")),
         cluster_levels=[str(x) for x in caps.get("clusterLevels") or []],
         emulated_machines=[str(x) for x in caps.get("emulatedMachines") or []],
+        imageio_port=_int(caps.get("imageioPort"), 54322),
     )
 
 
