@@ -280,5 +280,9 @@ class HostStorageApi:
 
 
 def storage_apis(storage: StorageService) -> list[object]:
+    from ..storage.ova import OvaService
+    from .ova import OvaApi
+
     return [StoragePoolApi(storage), StorageDomainApi(storage), VolumeApi(storage),
-            ImageApi(storage), TaskApi(storage), HostStorageApi(storage)]
+            ImageApi(storage), TaskApi(storage), HostStorageApi(storage),
+            OvaApi(OvaService(storage))]

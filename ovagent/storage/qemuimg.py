@@ -94,3 +94,16 @@ class QemuImg:
         """Point path at another backing file without touching data (-u): the
         new backing file must hold what the old chain showed."""
         await self._run("rebase", "-u", "-f", fmt, "-b", backing, "-F", backing_fmt, str(path))
+
+    async def measure_qcow2(self, path: Path, fmt: str) -> int:
+        """Bytes a qcow2 copy of path (its chain collapsed) needs at most."""
+        out = await self._run("measure", "--output", "json", "-f", fmt, "-O", "qcow2",
+                              "-o", "compat=1.1", str(path))
+        return int(json.loads(out)["required"])
+
+    async def convert_into(self, src: str, dst: Path, *, src_fmt: str, dst_fmt: str,
+                           timeout_s: float | None = None) -> None:
+        """Copy src (a path or a json: spec) into the existing, all-zero image
+        dst, keeping dst's format options (-n --target-is-zero)."""
+        await self._run("convert", "-n", "--target-is-zero", "-f", src_fmt, "-O", dst_fmt,
+                        src, str(dst), timeout_s=timeout_s)

@@ -599,3 +599,11 @@ def test_vm_status_event(validator, schema):
         validator.check("VmStatusEventDetails", {"exitCode": 0}, "details")
     with pytest.raises(ValidationError):
         validator.check("VmStatusEventDetails", {"status": "Down", "exitReason": "2"}, "d")
+
+# (ov) OVA verbs: ov's own (oVirt runs Ansible scripts on the host instead).
+EXPECTED_VERBS.update({
+    "OVA.query": [("ovaPath", _R)],
+    "OVA.measure": [(_SD, _R), (_IMG, _R), (_VOL, _R)],
+    "OVA.export": [("ovaPath", _R), ("ovf", _R), ("disks", _R), ("entity", "vm")],
+    "OVA.importDisk": [("ovaPath", _R), ("member", _R), (_SD, _R), (_IMG, _R), (_VOL, _R)],
+})

@@ -1,0 +1,1 @@
+"""OVF as oVirt writes it into OVAs: a model, a writer and a reader."""
