@@ -98,7 +98,8 @@ class RunVm(VmCommand):
                                       f"(code {exc.code})") from None
             self.prepared.append((host_id, sd, img, vol))
             specs.append(DiskSpec(path=path, target=target, bus=bus,
-                                  fmt="qcow2" if d["format"] == "cow" else "raw",
+                                  fmt="qcow2" if (d["volume_format"] or d["format"]) == "cow"
+                                  else "raw",  # the leaf's: a snapshot's is qcow2
                                   bootable=d["bootable"], read_only=d["read_only"],
                                   serial=img[:20], pool_id=self.dc_id, domain_id=sd,
                                   image_id=img, volume_id=vol))

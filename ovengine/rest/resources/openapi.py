@@ -65,13 +65,16 @@ BODY_SCHEMAS: dict[str, dict[str, Any]] = {
                                 storage_domains=_obj(storage_domain={"type": "array",
                                                                      "items": _REF}))),
     "template": _obj(name=_S, description=_S, comment=_S, vm=_REF),
+    "image_transfer": _obj(direction=_S, format=_S, inactivity_timeout=_S, timeout_policy=_S,
+                           disk=_REF, image=_REF, host=_REF),
     "action": _obj(force=_S, reason=_S, **{"async": _S}),
 }
 _BODY_OF = {"vms": "vm", "hosts": "host", "datacenters": "data_center", "clusters": "cluster",
             "networks": "network", "users": "user", "groups": "group", "roles": "role",
             "permissions": "permission", "snapshots": "snapshot",
             "storagedomains": "storage_domain", "disks": "disk",
-            "diskattachments": "disk_attachment", "templates": "template"}
+            "diskattachments": "disk_attachment", "templates": "template",
+            "imagetransfers": "image_transfer"}
 _VAR = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
 

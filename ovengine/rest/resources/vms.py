@@ -24,14 +24,20 @@ from ..listing import Collection, get_row, list_rows, query_bool
 from ..parse import as_bool, as_int, get, items, read_body, ref_of, text
 from ..policy import act, deferred, read, LOGIN, Routes
 from ..render import (API, b, esc, ref, respond, respond_collection, ts, ts_sql)
+from . import ova
+from .snapshots import add_snapshot_routes
 from ..search import Field
 from .common import action_response, empty_ok, resolve_ref
 from .storage import disk_input, resolve_domain
 
 __all__ = ["add_routes", "vm_dict", "vm_xml", "vm_json", "VMS"]
 
-VM_ACTIONS = ("reboot", "shutdown", "start", "stop", "suspend")
+VM_ACTIONS = ("commitsnapshot", "export", "previewsnapshot", "reboot", "shutdown", "start",
+              "stop", "suspend", "undosnapshot")
 VM_LINKS = ("diskattachments", "nics", "permissions", "snapshots", "statistics")
+# The fast renderers' action links, with {h} for the VM's href.
+_ACTIONS_XML = "".join(f'<link href="{{h}}/{a}" rel="{a}"/>' for a in VM_ACTIONS)
+_ACTIONS_JSON = ",".join(f'{{{{"href":"{{h}}/{a}","rel":"{a}"}}}}' for a in VM_ACTIONS)
 MIB = 1024 * 1024
 
 VMS = Collection(
@@ -171,10 +177,7 @@ def vm_xml(r: Any) -> str:
     if t is not None:
         tail.append(f'<template href="{API}/templates/{t}" id="{t}"/>')
     return (
-        f'<vm href="{h}" id="{i}"><actions>'
-        f'<link href="{h}/reboot" rel="reboot"/><link href="{h}/shutdown" rel="shutdown"/>'
-        f'<link href="{h}/start" rel="start"/><link href="{h}/stop" rel="stop"/>'
-        f'<link href="{h}/suspend" rel="suspend"/></actions>'
+        f'<vm href="{h}" id="{i}"><actions>{_ACTIONS_XML.format(h=h)}</actions>'
         f'<name>{esc(r["name"])}</name><description>{esc(r["description"])}</description>'
         f'<comment>{esc(r["comment"])}</comment>'
         f'<link href="{h}/diskattachments" rel="diskattachments"/>'
@@ -209,10 +212,7 @@ def vm_json(r: Any) -> str:
     running = r["run_on_host_id"]
     devices = r["boot_devices"] or ["hd"]
     parts = [
-        f'{{"href":"{h}","id":"{i}","actions":{{"link":['
-        f'{{"href":"{h}/reboot","rel":"reboot"}},{{"href":"{h}/shutdown","rel":"shutdown"}},'
-        f'{{"href":"{h}/start","rel":"start"}},{{"href":"{h}/stop","rel":"stop"}},'
-        f'{{"href":"{h}/suspend","rel":"suspend"}}]}},'
+        f'{{"href":"{h}","id":"{i}","actions":{{"link":[{_ACTIONS_JSON.format(h=h)}]}},'
         f'"name":{_js(r["name"])},"description":{_js(r["description"])},'
         f'"comment":{_js(r["comment"])},"link":['
         f'{{"href":"{h}/diskattachments","rel":"diskattachments"}},'
@@ -460,9 +460,27 @@ async def add_snapshot(request: web.Request) -> web.Response:
     assert description is not None
     result = await run(request, CreateSnapshot(
         ctx(request).s, ident(request).principal, vm_id, description,
-        persist_memorystate=bool(as_bool(body, "persist_memorystate"))))
+        persist_memorystate=bool(as_bool(body, "persist_memorystate")),
+        disk_ids=snapshot_disk_ids(body)))
     row = await _snapshot(request, vm_id, result.value)
     return respond(request, "snapshot", snapshot_dict(row), status=201)
+
+
+def snapshot_disk_ids(body: Any) -> list[str] | None:
+    """`<disk_attachments><disk_attachment [id]><disk id/>`: the disks to
+    snapshot (None: all of them)."""
+    if get(body, "disk_attachments") is None:
+        return None
+    out = []
+    for att in items(body, "disk_attachments", "disk_attachment"):
+        disk = get(att, "disk") if isinstance(att, dict) else None
+        disk_id = disk.get("id") if isinstance(disk, dict) else \
+            att.get("id") if isinstance(att, dict) else None
+        if not isinstance(disk_id, str):
+            raise ValidationFailed("disk_attachments.disk_attachment needs a disk id",
+                                   "disk_attachments")
+        out.append(disk_id)
+    return out
 
 
 async def remove_snapshot(request: web.Request) -> web.Response:
@@ -611,6 +629,7 @@ def add_routes(r: Routes) -> None:
     r.get(f"{base}/{{id}}/snapshots/{{sid}}", get_snapshot, read("vm"))
     r.delete(f"{base}/{{id}}/snapshots/{{sid}}", remove_snapshot,
              act(AG.MANIPULATE_VM_SNAPSHOTS, "vm"))
+    add_snapshot_routes(r, base)
     r.get(f"{base}/{{id}}/nics", list_nics, read("vm"))
     r.get(f"{base}/{{id}}/nics/{{nid}}", get_nic, read("vm"))
     r.get(f"{base}/{{id}}/diskattachments", list_attachments, read("vm"))
@@ -619,3 +638,4 @@ def add_routes(r: Routes) -> None:
     r.delete(f"{base}/{{id}}/diskattachments/{{did}}", remove_attachment,
              act(AG.CONFIGURE_VM_STORAGE, "vm"))
     r.get(f"{base}/{{id}}/statistics", list_vm_statistics, read("vm"))
+    ova.add_routes(r)  # vms/{id}/export and externalvmimports
