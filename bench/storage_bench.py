@@ -7,7 +7,8 @@ directory, the same path the tests use. Run as root (bind mounts, sanlock).
   (1) --clones VMs from a template through the engine's command path (AddVm
       from the template: a qcow2 volume on the template's volume, made by a
       Volume.create task on the SPM; the VM is done when its disk is ok):
-      total seconds and per-clone p50/p99, --concurrency VMs in flight.
+      total seconds and per-clone p50/p99, for each --concurrency value
+      (VMs in flight).
   (2) a --size-mib file of random bytes uploaded through an engine image
       transfer (TransferDiskImage, then `ov-image upload` to the host's
       image server over TLS, with the final flush) into a raw disk, against
@@ -15,7 +16,7 @@ directory, the same path the tests use. Run as root (bind mounts, sanlock).
       ratio ov-image / cp+fsync. The source file is in the page cache for
       both (read once before).
 
-    .venv/bin/python bench/storage_bench.py [--clones 100] [--concurrency 1]
+    .venv/bin/python bench/storage_bench.py [--clones 100] [--concurrency 1,10]
                                             [--size-mib 1024]
 """
 
@@ -112,10 +113,10 @@ async def bench_clones(engine: Engine, sd: str, cluster: str, count: int,
                        concurrency: int) -> dict[str, Any]:
     s = engine.s
     vm = (await s.runner.run(AddVm(s, SYSTEM, cluster, config=VmConfig(
-        name="tpl-src", memory_mib=64)))).value
+        name=f"tpl-src-{concurrency}", memory_mib=64)))).value
     await done(await s.runner.run(AddDisk(s, SYSTEM, sd, GiB, fmt="cow", alias="tpl-disk",
                                           attach=DiskAttach(vm, bootable=True))))
-    tpl = await done(await s.runner.run(AddTemplate(s, SYSTEM, vm, "tpl")))
+    tpl = await done(await s.runner.run(AddTemplate(s, SYSTEM, vm, f"tpl-{concurrency}")))
     sem = asyncio.Semaphore(concurrency)
     times: list[float] = []
 
@@ -123,7 +124,7 @@ async def bench_clones(engine: Engine, sd: str, cluster: str, count: int,
         async with sem:
             t0 = time.perf_counter()
             await done(await s.runner.run(AddVm(s, SYSTEM, cluster, tpl, config=VmConfig(
-                name=f"clone{n:03d}", memory_mib=64))))
+                name=f"clone-{concurrency}-{n:03d}", memory_mib=64))))
             times.append(time.perf_counter() - t0)
 
     t0 = time.perf_counter()
@@ -131,7 +132,10 @@ async def bench_clones(engine: Engine, sd: str, cluster: str, count: int,
     total = time.perf_counter() - t0
     ok = await s.pool.fetchval(
         "SELECT count(*) FROM disks d JOIN images i ON i.id = d.image_id "
-        "WHERE d.status='ok' AND i.template_volume_id <> '00000000-0000-0000-0000-000000000000'")
+        "JOIN disk_attachments a ON a.disk_id = d.id JOIN vm_static v ON v.id = a.vm_id "
+        "WHERE d.status='ok' AND v.name LIKE $1 "
+        "AND i.template_volume_id <> '00000000-0000-0000-0000-000000000000'",
+        f"clone-{concurrency}-%")
     if ok != count:
         raise SystemExit(f"only {ok} of {count} thin clone disks are ok")
     return {"clones": count, "concurrency": concurrency, "total_s": round(total, 2),
@@ -223,11 +227,14 @@ async def main(args: argparse.Namespace) -> None:
     results: dict[str, Any] = {}
     try:
         agent, _dc, sd, cluster = await setup(engine, base)
-        results["thin_clones"] = r = await bench_clones(engine, sd, cluster, args.clones,
-                                                        args.concurrency)
-        print(f"{r['clones']} thin clones from a template via AddVm ({r['concurrency']} in "
-              f"flight, task poll {r['task_poll_interval_s']} s): {r['total_s']} s total, "
-              f"per clone p50 {r['per_clone_p50_s']} s, p99 {r['per_clone_p99_s']} s")
+        results["thin_clones"] = []
+        for concurrency in args.concurrency:
+            r = await bench_clones(engine, sd, cluster, args.clones, concurrency)
+            results["thin_clones"].append(r)
+            print(f"{r['clones']} thin clones from a template via AddVm ({r['concurrency']} "
+                  f"in flight, task poll {r['task_poll_interval_s']} s): {r['total_s']} s "
+                  f"total, per clone p50 {r['per_clone_p50_s']} s, "
+                  f"p99 {r['per_clone_p99_s']} s")
         results["upload"] = u = await bench_upload(engine, base, sd, args.size_mib)
         print(f"upload {u['size_mib']} MiB random: ov-image via imageio {u['ov_image_s']} s "
               f"({u['ov_image_mib_s']} MiB/s); cp {u['cp_s']} s, cp+fsync {u['cp_fsync_s']} s "
@@ -250,8 +257,8 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clones", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=1,
-                        help="clones in flight (10 made Volume.create time out on the SPM)")
+    parser.add_argument("--concurrency", type=lambda v: [int(x) for x in v.split(",")],
+                        default=[1, 10], help="clones in flight, one run per value (1,10)")
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--task-poll-s", type=float, default=0.2,
                         help="engine storage.task_poll_interval_s (default 2 s in ov)")
