@@ -92,3 +92,23 @@ class StorageCommand(Command):
             await self.wait_tasks()
             return False
         return not await self.wait_tasks()
+
+    async def undo_new_vm(self, dc_id: str, vm_id: str, disks: list[tuple[str, str]],
+                          volumes_started: bool) -> str:
+        """Compensation of a command that made a VM with new disks (add from
+        a template, OVA import): delete the disks' images and the VM; if the
+        images cannot be deleted, keep the VM down with illegal disks. Returns
+        what happened, for the audit message."""
+        if not volumes_started or await self.remove_images_now(dc_id, disks):
+            async with self.s.pool.acquire() as conn, conn.transaction():
+                await conn.execute("DELETE FROM disks WHERE id = ANY($1::uuid[])",
+                                   [uuid.UUID(d) for _, d in disks])
+                await conn.execute("DELETE FROM permissions WHERE object_type='vm' AND "
+                                   "object_id=$1", uuid.UUID(vm_id))
+                await conn.execute("DELETE FROM vm_static WHERE id=$1", uuid.UUID(vm_id))
+            self.s.store.remove(vm_id)
+            return "the VM was removed"
+        async with self.s.pool.acquire() as conn, conn.transaction():
+            await set_disks_status(conn, [d for _, d in disks], "illegal")
+        await self.s.store.set_status(vm_id, "down", None)
+        return "its disks are illegal"

@@ -254,20 +254,7 @@ class AddVm(StorageCommand):
         if not self.plans:
             return
         disks = [(p.disk.sd_id, p.disk.disk_id) for p in self.plans]
-        if not self.tasks or await self.remove_images_now(self.dc_id, disks):
-            async with self.s.pool.acquire() as conn, conn.transaction():
-                await conn.execute("DELETE FROM disks WHERE id = ANY($1::uuid[])",
-                                   [uuid.UUID(d) for _, d in disks])
-                await conn.execute("DELETE FROM permissions WHERE object_type='vm' AND "
-                                   "object_id=$1", uuid.UUID(self.vm_id))
-                await conn.execute("DELETE FROM vm_static WHERE id=$1", uuid.UUID(self.vm_id))
-            self.s.store.remove(self.vm_id)
-            outcome = "the VM was removed"
-        else:
-            async with self.s.pool.acquire() as conn, conn.transaction():
-                await set_disks_status(conn, [d for _, d in disks], "illegal")
-            await self.s.store.set_status(self.vm_id, "down", None)
-            outcome = "its disks are illegal"
+        outcome = await self.undo_new_vm(self.dc_id, self.vm_id, disks, bool(self.tasks))
         await self.s.audit.log(_audit(StorageAudit.USER_ADD_VM_FINISHED_FAILURE),
                                f"Failed to complete VM {self.config.name} creation "
                                f"({outcome}).", self.refs())
