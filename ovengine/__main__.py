@@ -1,7 +1,7 @@
 """ovengine: the engine daemon and its tools.
 
     ovengine [run] [--config FILE] [--log-level L]
-    ovengine demo [--state-dir DIR] [--api-port N] [--hosts N] [--qemu]
+    ovengine demo [--state-dir DIR] [--api-port N] [--hosts N] [--qemu] [--no-storage]
     ovengine lab up [--state-dir DIR] [--api-port N] [--hosts N] [--qemu]
     ovengine lab down
 """
@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--qemu", action="store_true",
                       help="hosts run real VMs with libvirtd + QEMU (default: libvirt's "
                            "test driver)")
+    demo.add_argument("--no-storage", action="store_true",
+                      help="no sanlock daemons and no data domain")
     lab = sub.add_parser("lab", help="engine + hosts in network namespaces (needs root)")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
     up = lab_sub.add_parser("up", help="bring the lab up and keep it up until Ctrl-C")
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             from .demo import run_demo
 
-            uvloop.run(run_demo(args.state_dir, args.api_port, args.hosts, args.qemu, cfg))
+            uvloop.run(run_demo(args.state_dir, args.api_port, args.hosts, args.qemu, cfg,
+                                storage=not args.no_storage))
         elif args.command == "lab":
             from .lab.cli import lab_down, lab_up
 
