@@ -124,6 +124,10 @@ async def test_demo_runs_serves_the_sdk_and_stops_cleanly() -> None:
             await demo.proc.wait()
         for line in _left_behind(state_dir):
             subprocess.run(["kill", "-9", line.split()[0]], check=False)
-        subprocess.run(["umount", "-R", "-l", str(state_dir)], capture_output=True)
-        if not subprocess.run(["findmnt", "-R", str(state_dir)], capture_output=True).stdout:
-            shutil.rmtree(base, ignore_errors=True)
+        # A killed demo leaves its hosts' bind mounts of the data domain.
+        mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True,
+                                text=True).stdout.split()
+        for target in mounts:
+            if target.startswith(str(base)):
+                subprocess.run(["umount", "-l", target], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
