@@ -144,10 +144,11 @@ class VolumeApi:
                      image_id: str, size: Any, vol_format: Any, preallocate: Any,
                      disk_type: Any, desc: str, src_img_uuid: str, src_vol_uuid: str,
                      initial_size: Any, add_bitmaps: bool, legal: Any, sequence: int,
-                     bitmap: str | None) -> str:
+                     bitmap: str | None, vol_type: Any = None) -> str:
         return await self.storage.create_volume(
             storagepool_id, storagedomain_id, image_id, volume_id, size, vol_format,
-            preallocate, disk_type, desc, src_img_uuid, src_vol_uuid, initial_size, legal)
+            preallocate, disk_type, desc, src_img_uuid, src_vol_uuid, initial_size, legal,
+            vol_type)
 
     @verb("Volume.delete")
     async def delete(self, volume_id: str, storagepool_id: str, storagedomain_id: str,

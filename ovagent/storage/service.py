@@ -662,7 +662,7 @@ class StorageService:
     async def create_volume(self, sp_uuid: str, sd_uuid: str, img: str, vol: str, size: Any,
                             vol_format: Any, preallocate: Any, disk_type: Any, desc: str,
                             src_img: str, src_vol: str, initial_size: Any,
-                            legal: bool) -> str:
+                            legal: bool, vol_type: Any = None) -> str:
         dom = await self._spm_domain(sp_uuid, sd_uuid)
         req = CreateRequest(
             img=img, vol=vol, capacity=size_bytes(size, "size"),
@@ -671,7 +671,9 @@ class StorageService:
             parent_img=src_img or BLANK_UUID, parent_vol=src_vol or BLANK_UUID,
             initial_size=None if initial_size in (None, "") else
             size_bytes(initial_size, "initialSize"),
-            legal=_bool(legal))
+            legal=_bool(legal),
+            voltype=SHARED if vol_type not in (None, "") and
+            volume_role_name(vol_type) == SHARED else LEAF)
         await self.volumes.check_create(dom, req)
         keys = [(sd_uuid, img)]
         if req.parent_img not in (BLANK_UUID, img):

@@ -74,6 +74,7 @@ class CreateRequest:
     parent_vol: str
     initial_size: int | None
     legal: bool
+    voltype: str = LEAF      # SHARED: a template's volume, filled next (OVA import)
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,8 @@ class Volumes:
             if parent_img != req.img and parent.voltype != SHARED:
                 raise VolumeCreationError(
                     f"parent {req.parent_vol} of another image is not a template (SHARED)")
+            if req.voltype == SHARED:
+                raise VolumeCreationError("a template (SHARED) volume cannot have a parent")
 
     def create_recovery(self, dom: FileDomain, req: CreateRequest) -> dict[str, Any]:
         return {"kind": "create_volume", "meta": str(dom.meta_path(req.img, req.vol)),
@@ -266,7 +269,7 @@ class Volumes:
         md = VolumeMetadata.new(
             domain=dom.sd_uuid, image=req.img,
             parent=req.parent_vol if has_parent else BLANK_UUID, capacity=req.capacity,
-            format=req.format, type=req.type, voltype=LEAF, disktype=req.disktype,
+            format=req.format, type=req.type, voltype=req.voltype, disktype=req.disktype,
             description=req.description, legality=ILLEGAL)
         await dom.write_volume(req.img, req.vol, md)  # ILLEGAL first
         await self._init_lease(dom, req.img, req.vol)

@@ -17,7 +17,7 @@ from typing import Any
 from ..audit import AuditRefs
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..storage.spm import StorageAudit, _audit
-from ..storage.vdsm import BLANK_UUID, volume_format_id, volume_type_id
+from ..storage.vdsm import BLANK_UUID, SHARED, volume_format_id, volume_type_id
 from .commands import Principal
 from .images import (NewDisk, attach_disk_row, check_disk_format, check_interface,
                      insert_disk, load_disk, load_domain, require_active_domain,
@@ -48,7 +48,9 @@ def volume_create_params(dc_id: str, d: NewDisk, parent_disk: str = BLANK_UUID
             "imageID": d.disk_id, "size": str(d.size), "volFormat": volume_format_id(d.fmt),
             "preallocate": volume_type_id(d.sparse), "diskType": "DATA",
             "desc": volume_description(d.alias, d.description),
-            "srcImgUUID": parent_disk, "srcVolUUID": d.parent_id}
+            "srcImgUUID": parent_disk, "srcVolUUID": d.parent_id,
+            # A template volume made empty (OVA import) is SHARED from the start.
+            **({"volType": SHARED} if d.role == "shared" else {})}
 
 
 async def check_vm_for_disk(s: Any, vm_id: str, dc_id: str, attach: DiskAttach,

@@ -147,3 +147,7 @@ class OvfVm:
     disks: list[OvfDisk] = field(default_factory=list)
     nics: list[OvfNic] = field(default_factory=list)
     entity: str = "vm"          # vm | template (a template.ovf)
+    # A template's version (OvfOvaTemplateWriter's BaseTemplateId, TemplateVersion*).
+    base_template_id: str = ""
+    version_number: int = 1
+    version_name: str = ""

@@ -133,6 +133,12 @@ def read_ovf(text: str | bytes) -> OvfVm:
     max_mem = _child_text(system, "MaxMemorySizeMb")
     vm.max_memory_mib = _int(max_mem, "MaxMemorySizeMb") if max_mem else None
     vm.template_id = _child_text(system, "TemplateId") or vm.template_id
+    if _child_text(system, "TemplateType") is not None:  # a template.ovf
+        vm.entity = "template"
+        vm.base_template_id = _child_text(system, "BaseTemplateId") or vm.vm_id
+        vm.version_number = _int(_child_text(system, "TemplateVersionNumber"),
+                                 "TemplateVersionNumber", 1)
+        vm.version_name = _child_text(system, "TemplateVersionName") or ""
     os_section = _section(system, "OperatingSystemSection")
     if os_section is not None:
         vm.os_type = os_name_of(_attr(os_section, "id", "ovirt"), _attr(os_section, "id"))

@@ -1,4 +1,5 @@
-"""Write an OVF the way oVirt's OVA export does (OvfOvaVmWriter).
+"""Write an OVF the way oVirt's OVA export does (OvfOvaVmWriter, and
+OvfOvaTemplateWriter for a template: the same shape, other general data).
 
 The envelope is `ovf:Envelope`, and the OVF namespace is also the default
 namespace, so sections and items are unprefixed: References, NetworkSection,
@@ -141,6 +142,9 @@ def _general(x: _Xml, vm: OvfVm, exported_at: dt.datetime | None) -> None:
     x.el("UserDefinedProperties", "")
     x.el("MaxMemorySizeMb", vm.max_memory_mib if vm.max_memory_mib is not None
          else 4 * vm.memory_mib)
+    if vm.entity == "template":
+        _template_data(x, vm)
+        return
     # OvfOvaVmWriter's additions: an OVA VM has no template.
     x.el("TemplateId", BLANK)
     x.el("IsInitilized", "true")  # sic: oVirt's element name
@@ -149,6 +153,20 @@ def _general(x: _Xml, vm: OvfVm, exported_at: dt.datetime | None) -> None:
     x.el("TrustedService", "false")
     x.el("OriginalTemplateId", vm.template_id)
     x.el("UseLatestVersion", "false")
+
+
+def _template_data(x: _Xml, vm: OvfVm) -> None:
+    # OvfOvaTemplateWriter's additions: the template names itself and its version.
+    x.el("TemplateId", vm.vm_id)
+    x.el("Origin", "0")
+    x.el("DefaultDisplayType", "2")
+    x.el("IsDisabled", "false")
+    x.el("TrustedService", "false")
+    x.el("TemplateType", "TEMPLATE")   # VmEntityType name
+    x.el("BaseTemplateId", vm.base_template_id or vm.vm_id)
+    x.el("TemplateVersionNumber", vm.version_number)
+    x.el("TemplateVersionName", vm.version_name)
+    x.el("TemplateSealed", "false")
 
 
 def _os(x: _Xml, vm: OvfVm) -> None:

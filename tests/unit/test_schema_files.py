@@ -93,7 +93,7 @@ EXPECTED_VERBS.update({
                       ("volFormat", _R), ("preallocate", _R), ("diskType", _R), ("desc", _R),
                       ("srcImgUUID", _R), ("srcVolUUID", _R), ("initialSize", None),
                       ("addBitmaps", False), ("legal", True), ("sequence", 0),
-                      ("bitmap", None)],
+                      ("bitmap", None), ("volType", None)],  # volType: ov's, last
     "Volume.delete": [(_VOL, _R), (_SP, _R), (_SD, _R), (_IMG, _R), ("postZero", _R),
                       ("force", _R), ("discard", False)],
     "Volume.getInfo": [(_VOL, _R), (_SP, _R), (_SD, _R), (_IMG, _R)],

@@ -638,4 +638,4 @@ def add_routes(r: Routes) -> None:
     r.delete(f"{base}/{{id}}/diskattachments/{{did}}", remove_attachment,
              act(AG.CONFIGURE_VM_STORAGE, "vm"))
     r.get(f"{base}/{{id}}/statistics", list_vm_statistics, read("vm"))
-    ova.add_routes(r)  # vms/{id}/export and externalvmimports
+    ova.add_routes(r)  # vms and templates /{id}/export, external*imports

@@ -217,3 +217,85 @@ async def test_ova_export_and_import_through_the_sdk(engines: EngineFactory) -> 
             assert err.value.code == 400 and reason in str(err.value), str(err.value)
     finally:
         await in_thread(conn.close)
+
+
+async def test_template_ova_export_and_import_through_the_sdk(engines: EngineFactory) -> None:
+    """A template made from a VM with known bytes goes out through the SDK's
+    template export_to_path_on_host (template.ovf first, one member named by
+    the template volume id) and back in through external_template_imports;
+    its volume is a template (SHARED) volume, and a thin VM made from the
+    imported template reads the same bytes."""
+    import ovirtsdk4.types as types
+    from ovengine.domain.template_commands import AddTemplate
+    from tests.integration.rest.test_sdk import connect, in_thread, sdk_wait
+
+    require_storage()
+    engine = await engines.start(serve_api=True, storage=STORAGE_ENGINE)
+    s = engine.s
+    hosts = await storage_hosts(engines, engine, 1)
+    shared = engines.base / "shared"
+    dc, sd = await posix_data_center(engine, hosts, shared)
+    _, cluster = await default_ids(engine)
+    vm = (await s.runner.run(AddVm(s, SYSTEM, cluster, config=VmConfig(
+        name="tova-src", memory_mib=512, memory_guaranteed_mib=512)))).value
+    disk = await finished(await s.runner.run(AddDisk(
+        s, SYSTEM, sd, 8 * MiB, "raw", True, alias="tova_disk",
+        attach=DiskAttach(vm, "virtio", bootable=True))))
+    vol = str(await s.pool.fetchval("SELECT image_id FROM disks WHERE id=$1",
+                                    uuid.UUID(disk)))
+    with open(volume_path(shared, sd, disk, vol), "r+b") as f:
+        f.seek(3 * MiB)
+        f.write(PATTERN)
+    tpl = await finished(await s.runner.run(AddTemplate(s, SYSTEM, vm, "tova-tpl")))
+    [td] = await _vm_disk(engine, tpl)
+    out = engines.base / "export"
+    out.mkdir()
+    conn = connect(engine)
+    try:
+        system = conn.system_service()
+        templates = system.templates_service()
+        await in_thread(templates.template_service(tpl).export_to_path_on_host,
+                        host=types.Host(name=hosts[0].name), directory=str(out),
+                        filename="tpl.ova")
+        ova = out / "tpl.ova"
+        await sdk_wait(lambda: ova.exists(), 60, "OVA written")
+        with tarfile.open(ova) as tar:
+            assert tar.getnames() == ["template.ovf", str(td["image_id"])]
+            ovf = read_ovf(tar.extractfile("template.ovf").read())  # type: ignore[union-attr]
+        assert (ovf.entity, ovf.name, ovf.template_id) == ("template", "tova-tpl", tpl)
+
+        await in_thread(system.external_template_imports_service().add,
+                        types.ExternalTemplateImport(
+                            template=types.Template(name="tova-copy"), url=f"ova://{ova}",
+                            host=types.Host(name=hosts[0].name),
+                            cluster=types.Cluster(name="Default"),
+                            storage_domain=types.StorageDomain(id=sd), clone=False))
+        copies = await sdk_wait(lambda: templates.list(search="name=tova-copy"), 60,
+                                "template imported")
+        copy_service = templates.template_service(copies[0].id)
+        await sdk_wait(lambda: copy_service.get().status == types.TemplateStatus.OK, 60,
+                       "import finished")
+        assert copies[0].memory == 512 * MiB
+        [cd] = await _vm_disk(engine, copies[0].id)
+        role = await s.pool.fetchval("SELECT volume_role FROM images WHERE id=$1",
+                                     cd["image_id"])
+        assert (cd["status"], role, cd["provisioned_size"]) == ("ok", "shared", 8 * MiB)
+        copy_vol = volume_path(shared, sd, str(cd["id"]), str(cd["image_id"]))
+        assert "VOLTYPE=SHARED" in Path(f"{copy_vol}.meta").read_text()
+
+        vms = system.vms_service()
+        thin = await in_thread(vms.add, types.Vm(
+            name="tova-thin", cluster=types.Cluster(name="Default"),
+            template=types.Template(id=copies[0].id)))
+        await sdk_wait(lambda: vms.vm_service(thin.id).get().status == types.VmStatus.DOWN,
+                       60, "thin VM created")
+    finally:
+        await in_thread(conn.close)
+    [vd] = await _vm_disk(engine, thin.id)
+    flat = engines.base / "thin.raw"
+    subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw",
+                    str(volume_path(shared, sd, str(vd["id"]), str(vd["image_id"]))),
+                    str(flat)], check=True)
+    with open(flat, "rb") as f:
+        f.seek(3 * MiB)
+        assert f.read(len(PATTERN)) == PATTERN

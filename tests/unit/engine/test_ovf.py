@@ -62,3 +62,21 @@ def test_written_ovf_has_ovirts_shape_and_reads_back() -> None:
 def test_bad_ovfs_are_refused_with_a_reason(text: str, message: str) -> None:
     with pytest.raises(OvfError, match=message):
         read_ovf(text)
+
+
+def test_template_ovf_names_itself_and_reads_back_as_a_template() -> None:
+    tpl = OvfVm(vm_id="0d2e8a53-8f5e-4a41-9c1b-2f4f6a0c1e11", name="tpl", entity="template",
+                version_name="base version",
+                disks=[OvfDisk(disk_id="d1", file_id="v1", href="v1", capacity=GiB)])
+    root = ET.fromstring(write_ovf(tpl))
+    system = root.find(f"{{{OVF_NS}}}VirtualSystem")
+    assert system is not None
+    texts = {c.tag.rsplit("}", 1)[-1]: c.text for c in system}
+    # OvfOvaTemplateWriter: TemplateId is the template's own id, plus version data.
+    assert (texts["TemplateId"], texts["TemplateType"], texts["BaseTemplateId"],
+            texts["TemplateVersionNumber"]) == (tpl.vm_id, "TEMPLATE", tpl.vm_id, "1")
+    assert "IsInitilized" not in texts
+    back = read_ovf(write_ovf(tpl))
+    assert (back.entity, back.template_id, back.version_name) == \
+        ("template", tpl.vm_id, "base version")
+    assert read_ovf(write_ovf(OvfVm(vm_id="x", name="vm"))).entity == "vm"
