@@ -460,6 +460,10 @@ class StorageService:
     async def disconnect_pool(self, sp_uuid: str, host_id: int) -> None:
         async with self._pool_lock:
             pool = self._pool(sp_uuid)
+            if pool.spm_role == CONTEND:
+                # Leaving the lockspace while an spmStart may take the SDM
+                # lease in it would make sanlock kill this process.
+                raise OperationInProgress(f"spm start {sp_uuid}: stop it before disconnecting")
             if pool.spm_role == SPM:
                 await self._stop_spm(pool)
             for sd_uuid in self.monitor.monitored():

@@ -212,8 +212,15 @@ class StorageManager:
 
     async def host_maintenance(self, host_id: str) -> None:
         """The host goes to maintenance: stop it being SPM, leave the pool."""
-        await self.spm.release(host_id)
-        await self.connector.disconnect_host(host_id)
+        # Still "up" meanwhile: without this the supervisor may elect it SPM
+        # again between spmStop and the disconnect, and sanlock kills an agent
+        # that leaves a lockspace while it holds the SDM lease there.
+        self.spm.leaving.add(host_id)
+        try:
+            await self.spm.release(host_id)
+            await self.connector.disconnect_host(host_id)
+        finally:
+            self.spm.leaving.discard(host_id)
         self.monitor.non_operational.discard(host_id)
         self.wake()
 

@@ -110,6 +110,8 @@ class SpmManager:
         self._next_try: dict[str, float] = {}
         self._changed = asyncio.Condition()
         self.on_change: list[Callable[[], None]] = []  # e.g. wake the storage manager
+        # Hosts on their way to maintenance: never SPM candidates.
+        self.leaving: set[str] = set()
 
     # ------------------------------------------------------------- queries
     def spm_of(self, dc_id: str) -> str | None:
@@ -122,7 +124,7 @@ class SpmManager:
         return host
 
     def candidates(self, dc_id: str) -> list[str]:
-        return self.connector.pool_hosts(dc_id)
+        return [h for h in self.connector.pool_hosts(dc_id) if h not in self.leaving]
 
     async def wait_for_spm(self, dc_id: str, timeout_s: float) -> str:
         async with self._changed:
