@@ -14,8 +14,8 @@ __all__ = ["command_types"]
 
 def command_types() -> dict[str, type[Command]]:
     from . import (aaa_commands, disk_commands, host_commands,  # noqa: F401
-                   ova_commands, snapshot_commands, snapshot_preview, storage_commands,
-                   template_commands, topology_commands, transfer_commands, vm_commands,
-                   vm_lifecycle)
+                   ova_commands, snapshot_commands, snapshot_preview, storage_activation,
+                   storage_commands, template_commands, topology_commands,
+                   transfer_commands, vm_commands, vm_lifecycle)
 
     return dict(Command.registry)

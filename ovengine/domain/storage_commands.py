@@ -20,156 +20,24 @@ supported.
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
 from protocol.jsonrpc import JsonRpcError
 
-from ..audit import AuditRefs
 from ..errors import Conflict, NotFound, OperationFailed, ValidationFailed
 from ..hosts.manager import HostUnavailable
 from ..storage.layout import pool_layout
 from ..storage.spm import StorageAudit, _audit
-from ..storage.vdsm import DATA_CLASS, DOMAIN_VERSION, STORAGE_TYPE_IDS, connection_path
+from ..storage.vdsm import DATA_CLASS, DOMAIN_VERSION, STORAGE_TYPE_IDS
 from .commands import Command, Principal
 from .locks import LockSpec
 from .storage_base import storage_error
+from .storage_domain_base import (DOMAIN_NAME, DomainCommand, StorageSpec, connection_of,
+                                  host_error, set_map_status, unattach)
 
-__all__ = ["AddStorageDomain", "AttachStorageDomain", "ActivateStorageDomain",
-           "DeactivateStorageDomain", "DetachStorageDomain", "RemoveStorageDomain",
-           "StorageSpec"]
-
-_NAME = re.compile(r"^[\w.\-]{1,50}$")
-
-
-class StorageSpec:
-    """Where a new domain lives (oVirt's HostStorage)."""
-
-    def __init__(self, storage_type: str, path: str, address: str = "", vfs_type: str = "",
-                 mount_options: str = "", nfs_version: str = "", nfs_retrans: int | None = None,
-                 nfs_timeo: int | None = None) -> None:
-        self.storage_type = storage_type
-        self.path = path
-        self.address = address
-        self.vfs_type = vfs_type
-        self.mount_options = mount_options
-        self.nfs_version = nfs_version
-        self.nfs_retrans = nfs_retrans
-        self.nfs_timeo = nfs_timeo
-
-    @property
-    def connection(self) -> str:
-        return connection_path(self.storage_type, self.address, self.path)
-
-    def row(self, conn_id: str) -> dict[str, Any]:
-        return {"id": conn_id, "connection": self.connection, "storage_type": self.storage_type,
-                "vfs_type": self.vfs_type, "mount_options": self.mount_options,
-                "nfs_version": self.nfs_version, "nfs_retrans": self.nfs_retrans,
-                "nfs_timeo": self.nfs_timeo}
-
-
-async def _domain(s: Any, sd_id: str) -> Any:
-    try:
-        key = uuid.UUID(sd_id)
-    except ValueError:
-        raise NotFound(f"storage domain {sd_id} does not exist") from None
-    row = await s.pool.fetchrow("""
-        SELECT sd.*, m.status AS dc_status, m.data_center_id AS map_dc,
-               c.connection, c.storage_type AS c_type, c.vfs_type, c.mount_options,
-               c.nfs_version, c.nfs_retrans, c.nfs_timeo
-        FROM storage_domains sd
-        LEFT JOIN storage_pool_iso_map m ON m.storage_domain_id = sd.id
-        LEFT JOIN storage_server_connections c ON c.id = sd.connection_id
-        WHERE sd.id = $1""", key)
-    if row is None:
-        raise NotFound(f"storage domain {sd_id} does not exist")
-    return row
-
-
-def _connection_of(row: Any) -> dict[str, Any]:
-    return {"id": row["connection_id"], "connection": row["connection"],
-            "storage_type": row["c_type"], "vfs_type": row["vfs_type"],
-            "mount_options": row["mount_options"], "nfs_version": row["nfs_version"],
-            "nfs_retrans": row["nfs_retrans"], "nfs_timeo": row["nfs_timeo"]}
-
-
-async def _set_map_status(s: Any, sd_id: str, dc_id: str, status: str) -> None:
-    await s.pool.execute("UPDATE storage_pool_iso_map SET status=$3, status_changed_at=now() "
-                         "WHERE storage_domain_id=$1 AND data_center_id=$2",
-                         uuid.UUID(sd_id), uuid.UUID(dc_id), status)
-
-
-def _host_error(what: str, exc: Exception) -> OperationFailed:
-    if isinstance(exc, JsonRpcError):
-        return storage_error(what, exc)
-    return OperationFailed(f"{what}: {exc}")
-
-
-async def _undo_transient_status(services: Any, params: dict[str, Any], transient: str,
-                                 back_to: str) -> bool:
-    """Crash recovery of activate/deactivate: a domain left in `transient`
-    goes back to `back_to`. False when the command died before knowing its
-    domain."""
-    sd_id, dc_id = params.get("sd_id"), params.get("dc_id")
-    if not sd_id or not dc_id:
-        return False
-    await services.pool.execute(
-        "UPDATE storage_pool_iso_map SET status=$3 WHERE storage_domain_id=$1 AND "
-        "data_center_id=$2 AND status=$4", uuid.UUID(sd_id), uuid.UUID(dc_id), back_to,
-        transient)
-    return True
-
-
-class _DomainCommand(Command):
-    """A command on an existing domain, in a data center (or not)."""
-
-    verb = "change"
-
-    def __init__(self, services: Any, principal: Principal, sd_id: str,
-                 dc_id: str | None = None) -> None:
-        super().__init__(services, principal)
-        self.sd_id = sd_id
-        self.dc_id = dc_id or ""
-        self.row: Any = None
-        self.dc_name = self.dc_id
-        self._dc_host_ids: set[str] = set()
-
-    @property
-    def name(self) -> str:
-        return self.row["name"] if self.row is not None else self.sd_id
-
-    def locks(self) -> list[LockSpec]:
-        out = [LockSpec("storage_domain", self.sd_id, reason=f"a storage domain {self.verb}")]
-        if self.dc_id:
-            out.append(LockSpec("storage_pool", self.dc_id,
-                                reason=f"a storage domain {self.verb}"))
-        return out
-
-    async def load(self, in_dc: bool = True) -> Any:
-        self.row = row = await _domain(self.s, self.sd_id)
-        if in_dc:
-            if row["map_dc"] is None or str(row["map_dc"]) != self.dc_id:
-                raise NotFound(f"storage domain {self.sd_id} is not attached to data center "
-                               f"{self.dc_id}")
-        return row
-
-    def refs(self) -> AuditRefs:
-        return self.audit_refs(storage_domain_id=uuid.UUID(self.sd_id),
-                               data_center_id=uuid.UUID(self.dc_id) if self.dc_id else None)
-
-    def dc_hosts(self) -> list[str]:
-        """Up hosts of the data center's clusters."""
-        return [h.id for h in self.s.hosts.hosts.values()
-                if h.status == "up" and h.connected and h.id in self._dc_host_ids]
-
-    async def load_dc_hosts(self) -> list[str]:
-        rows = await self.s.pool.fetch("SELECT h.id FROM hosts h JOIN clusters c ON "
-                                       "c.id = h.cluster_id WHERE c.data_center_id=$1",
-                                       uuid.UUID(self.dc_id))
-        self._dc_host_ids = {str(r["id"]) for r in rows}
-        return self.dc_hosts()
-
+__all__ = ["AddStorageDomain", "AttachStorageDomain", "DetachStorageDomain",
+           "RemoveStorageDomain", "StorageSpec"]
 
 # ------------------------------------------------------------------- add
 class AddStorageDomain(Command):
@@ -201,7 +69,7 @@ class AddStorageDomain(Command):
 
     async def validate(self) -> None:
         st = self.storage
-        if not _NAME.match(self.name or ""):
+        if not DOMAIN_NAME.match(self.name or ""):
             raise ValidationFailed(f"Invalid storage domain name {self.name!r}: use 1-50 "
                                    f"letters, digits, '_', '-' or '.'", "name")
         if self.domain_type != "data":
@@ -240,7 +108,7 @@ class AddStorageDomain(Command):
         try:
             statuses = await connector.connect_servers(self.host_id, [conn])
         except (JsonRpcError, HostUnavailable) as exc:
-            raise _host_error("The host could not connect to the storage", exc) from None
+            raise host_error("The host could not connect to the storage", exc) from None
         if statuses.get(self.conn_id, 0) != 0:
             raise OperationFailed(f"The host could not connect to the storage "
                                   f"{st.connection} (error {statuses[self.conn_id]}).")
@@ -250,7 +118,7 @@ class AddStorageDomain(Command):
                 "typeArgs": st.connection, "name": self.name, "domainClass": DATA_CLASS,
                 "version": str(DOMAIN_VERSION)}, timeout_s=self.s.config.storage.call_timeout_s)
         except (JsonRpcError, HostUnavailable) as exc:
-            raise _host_error("The host could not create the storage domain", exc) from None
+            raise host_error("The host could not create the storage domain", exc) from None
         total = free = 0
         try:
             stats = await self.s.hosts.call(self.host_id, "StorageDomain.getStats",
@@ -285,7 +153,7 @@ class AddStorageDomain(Command):
 
 
 # ---------------------------------------------------------------- attach
-class AttachStorageDomain(_DomainCommand):
+class AttachStorageDomain(DomainCommand):
     action_type = "AttachStorageDomainToPool"
     verb = "attachment"
 
@@ -351,7 +219,7 @@ class AttachStorageDomain(_DomainCommand):
 
     async def _create_pool(self) -> None:
         connector = self.s.storage.connector
-        conn = _connection_of(self.row)
+        conn = connection_of(self.row)
         ok = []
         for host in self.hosts:
             try:
@@ -370,7 +238,7 @@ class AttachStorageDomain(_DomainCommand):
                 "leaseTimeSec": 60, "ioOpTimeoutSec": 10, "leaseRetries": 3},
                 timeout_s=self.s.config.storage.spm_start_timeout_s)
         except (JsonRpcError, HostUnavailable) as exc:
-            raise _host_error("Creating the storage pool failed", exc) from None
+            raise host_error("Creating the storage pool failed", exc) from None
         self.pool_created = True
         await self.s.pool.execute("UPDATE data_centers SET master_version=1 WHERE id=$1",
                                   uuid.UUID(self.dc_id))
@@ -381,7 +249,7 @@ class AttachStorageDomain(_DomainCommand):
                 await connector.connect_pool(host, layout)
             except (JsonRpcError, HostUnavailable) as exc:
                 if host == ok[0]:
-                    raise _host_error("Connecting to the new storage pool failed",
+                    raise host_error("Connecting to the new storage pool failed",
                                       exc) from None
         self.s.storage.wake()
 
@@ -389,14 +257,14 @@ class AttachStorageDomain(_DomainCommand):
         # The first domain: active once an SPM runs the new pool.
         await self.s.storage.spm.wait_for_spm(self.dc_id,
                                               self.s.config.storage.spm_start_timeout_s)
-        await _set_map_status(self.s, self.sd_id, self.dc_id, "active")
+        await set_map_status(self.s, self.sd_id, self.dc_id, "active")
         await self.s.storage.refresh_status(self.dc_id)
         self.s.storage.wake()
         await self._audit_attached()
 
     async def _attach_to_pool(self) -> None:
         connector = self.s.storage.connector
-        conn = _connection_of(self.row)
+        conn = connection_of(self.row)
         for host in connector.pool_hosts(self.dc_id, ("up", "non_operational")):
             try:
                 await connector.connect_servers(host, [conn])
@@ -411,7 +279,7 @@ class AttachStorageDomain(_DomainCommand):
             raise storage_error("The SPM refused the domain", exc) from None
         except HostUnavailable as exc:
             raise OperationFailed(f"The SPM is not reachable: {exc.detail}") from None
-        await _set_map_status(self.s, self.sd_id, self.dc_id, "active")
+        await set_map_status(self.s, self.sd_id, self.dc_id, "active")
         await connector.refresh(self.dc_id)
         await self._audit_attached()
         await self.s.audit.log(_audit(StorageAudit.USER_ACTIVATED_STORAGE_DOMAIN),
@@ -427,9 +295,9 @@ class AttachStorageDomain(_DomainCommand):
         if self.pool_created or self.attached:
             # On storage it is part of the pool now: keep it, inactive.
             if not self.first:
-                await _set_map_status(self.s, self.sd_id, self.dc_id, "inactive")
+                await set_map_status(self.s, self.sd_id, self.dc_id, "inactive")
             return
-        await _unattach(self.s, self.sd_id, self.dc_id)
+        await unattach(self.s, self.sd_id, self.dc_id)
         await self.s.audit.log(_audit(StorageAudit.USER_ATTACH_STORAGE_DOMAIN_TO_POOL_FAILED),
                                f"Failed to attach Storage Domain {self.name} to Data Center "
                                f"{self.dc_name}.", self.refs())
@@ -448,192 +316,16 @@ class AttachStorageDomain(_DomainCommand):
             "SELECT master_version FROM data_centers WHERE id=$1", uuid.UUID(dc_id))
         if params.get("first"):
             if master_version:
-                await _set_map_status(services, sd_id, dc_id, "active")
+                await set_map_status(services, sd_id, dc_id, "active")
                 return "the storage pool was created: its master domain is active"
-            await _unattach(services, sd_id, dc_id)
+            await unattach(services, sd_id, dc_id)
             return "the storage pool was not created: the domain is unattached again"
-        await _set_map_status(services, sd_id, dc_id, "inactive")
+        await set_map_status(services, sd_id, dc_id, "inactive")
         return "the domain is inactive: activate it (or detach it)"
 
 
-async def _unattach(s: Any, sd_id: str, dc_id: str) -> None:
-    async with s.pool.acquire() as c, c.transaction():
-        await c.execute("DELETE FROM storage_pool_iso_map WHERE storage_domain_id=$1 AND "
-                        "data_center_id=$2", uuid.UUID(sd_id), uuid.UUID(dc_id))
-        await c.execute("UPDATE storage_domains SET data_center_id=NULL, master=false, "
-                        "status='unattached' WHERE id=$1", uuid.UUID(sd_id))
-
-
-# -------------------------------------------------------------- activate
-class ActivateStorageDomain(_DomainCommand):
-    action_type = "ActivateStorageDomain"
-    verb = "activation"
-
-    def __init__(self, services: Any, principal: Principal, sd_id: str, dc_id: str) -> None:
-        super().__init__(services, principal, sd_id, dc_id)
-        self.was = ""
-        self.pool_restart = False
-
-    def description(self) -> str:
-        return f"Activating storage domain {self.name}"
-
-    async def validate(self) -> None:
-        row = await self.load()
-        self.was = row["dc_status"]
-        if self.was not in ("inactive", "maintenance"):
-            raise Conflict(f"Cannot activate Storage Domain {self.name}: it is {self.was}.")
-        self.pool_restart = bool(row["master"])
-        if self.pool_restart:
-            if not await self.load_dc_hosts():
-                raise Conflict(f"Cannot activate Storage Domain {self.name}: its data center "
-                               f"has no host up.")
-        else:
-            await self.s.storage.spm.require_spm(self.dc_id)
-
-    def has_async_phase(self) -> bool:
-        return self.pool_restart
-
-    def recovery_params(self) -> dict[str, Any]:
-        return {"sd_id": self.sd_id, "dc_id": self.dc_id, "was": self.was}
-
-    async def execute(self) -> None:
-        await _set_map_status(self.s, self.sd_id, self.dc_id, "activating")
-        connector = self.s.storage.connector
-        if self.pool_restart:  # the data center comes back from maintenance
-            for host in self.dc_hosts():
-                reason = await connector.connect_host(host)
-                if reason:
-                    rt = self.s.hosts.hosts[host]
-                    await self.s.hosts.set_status(rt, "non_operational", reason)
-            self.s.storage.wake()
-            return
-        conn = _connection_of(self.row)
-        for host in connector.pool_hosts(self.dc_id, ("up", "non_operational")):
-            try:
-                await connector.connect_servers(host, [conn])
-            except (JsonRpcError, HostUnavailable):
-                pass
-        try:
-            await self.s.storage.spm_call(self.dc_id, "StorageDomain.activate", {
-                "storagedomainID": self.sd_id, "storagepoolID": self.dc_id})
-        except JsonRpcError as exc:
-            raise storage_error("The SPM could not activate the domain", exc) from None
-        await _set_map_status(self.s, self.sd_id, self.dc_id, "active")
-        await connector.refresh(self.dc_id)
-        await self._done()
-
-    async def finish(self) -> None:
-        await self.s.storage.spm.wait_for_spm(self.dc_id,
-                                              self.s.config.storage.spm_start_timeout_s)
-        await _set_map_status(self.s, self.sd_id, self.dc_id, "active")
-        await self.s.storage.refresh_status(self.dc_id)
-        await self._done()
-
-    async def _done(self) -> None:
-        await self.s.audit.log(_audit(StorageAudit.USER_ACTIVATED_STORAGE_DOMAIN),
-                               f"Storage Domain {self.name} was activated by "
-                               f"{self.principal.name}", self.refs())
-
-    async def compensate(self) -> None:
-        await _set_map_status(self.s, self.sd_id, self.dc_id, self.was)
-
-    @classmethod
-    async def recover(cls, services: Any, params: dict[str, Any]) -> str:
-        if not await _undo_transient_status(services, params, "activating",
-                                            params.get("was") or "inactive"):
-            return "nothing to undo"
-        return "the domain is back to its previous status: activate it again"
-
-
-# ------------------------------------------------------------ deactivate
-class DeactivateStorageDomain(_DomainCommand):
-    action_type = "DeactivateStorageDomain"
-    verb = "deactivation"
-
-    def __init__(self, services: Any, principal: Principal, sd_id: str, dc_id: str) -> None:
-        super().__init__(services, principal, sd_id, dc_id)
-        self.was = ""
-
-    def description(self) -> str:
-        return f"Deactivating storage domain {self.name}"
-
-    async def validate(self) -> None:
-        row = await self.load()
-        self.was = row["dc_status"]
-        if self.was not in ("active", "inactive"):
-            raise Conflict(f"Cannot deactivate Storage Domain {self.name}: it is {self.was}.")
-        running = await self.s.pool.fetch("""
-            SELECT DISTINCT s.name FROM disks d JOIN disk_attachments a ON a.disk_id = d.id
-            JOIN vm_static s ON s.id = a.vm_id JOIN vm_dynamic v ON v.vm_id = s.id
-            WHERE d.storage_domain_id = $1 AND v.status <> 'down' ORDER BY s.name""",
-            uuid.UUID(self.sd_id))
-        if running:
-            raise Conflict(f"Cannot deactivate Storage Domain {self.name}: VMs use its disks: "
-                           f"{', '.join(r['name'] for r in running)}.")
-        if row["master"]:
-            others = await self.s.pool.fetchval(
-                "SELECT count(*) FROM storage_pool_iso_map WHERE data_center_id=$1 AND "
-                "storage_domain_id <> $2 AND status IN ('active', 'locked', 'activating')",
-                uuid.UUID(self.dc_id), uuid.UUID(self.sd_id))
-            if others:
-                raise Conflict(f"Cannot deactivate the master Storage Domain {self.name} while "
-                               f"other domains of its data center are active (moving the "
-                               f"master role is not supported): deactivate them first.")
-            running = await self.s.pool.fetch("""
-                SELECT v.vm_id FROM vm_dynamic v JOIN vm_static s ON s.id = v.vm_id
-                JOIN clusters c ON c.id = s.cluster_id
-                WHERE c.data_center_id = $1 AND v.status <> 'down' LIMIT 1""",
-                uuid.UUID(self.dc_id))
-            if running:
-                raise Conflict(f"Cannot deactivate the master Storage Domain {self.name}: VMs "
-                               f"run in its data center.")
-        else:
-            await self.s.storage.spm.require_spm(self.dc_id)
-
-    def recovery_params(self) -> dict[str, Any]:
-        return {"sd_id": self.sd_id, "dc_id": self.dc_id, "was": self.was}
-
-    async def execute(self) -> None:
-        await _set_map_status(self.s, self.sd_id, self.dc_id, "preparing_for_maintenance")
-        connector = self.s.storage.connector
-        if self.row["master"]:  # the whole pool goes down
-            await self.s.storage.spm.stop_pool(self.dc_id)
-            for host in sorted(connector.connected.get(self.dc_id, set())):
-                try:
-                    await connector.disconnect_pool(host, self.dc_id)
-                except (JsonRpcError, HostUnavailable) as exc:
-                    raise _host_error("A host could not leave the storage pool", exc) from None
-            await _set_map_status(self.s, self.sd_id, self.dc_id, "maintenance")
-            await self.s.storage.refresh_status(self.dc_id)
-        else:
-            layout = await pool_layout(self.s.pool, self.dc_id)
-            assert layout is not None and layout.master is not None
-            try:
-                await self.s.storage.spm_call(self.dc_id, "StorageDomain.deactivate", {
-                    "storagedomainID": self.sd_id, "storagepoolID": self.dc_id,
-                    "masterSdUUID": layout.master.id, "masterVersion": layout.master_version})
-            except JsonRpcError as exc:
-                raise storage_error("The SPM could not deactivate the domain", exc) from None
-            await _set_map_status(self.s, self.sd_id, self.dc_id, "maintenance")
-            await connector.refresh(self.dc_id)
-        self.s.storage.wake()
-        await self.s.audit.log(_audit(StorageAudit.USER_DEACTIVATED_STORAGE_DOMAIN),
-                               f"Storage Domain {self.name} was deactivated and has moved to "
-                               f"'Maintenance' by {self.principal.name}.", self.refs())
-
-    async def compensate(self) -> None:
-        await _set_map_status(self.s, self.sd_id, self.dc_id, self.was)
-
-    @classmethod
-    async def recover(cls, services: Any, params: dict[str, Any]) -> str:
-        if not await _undo_transient_status(services, params, "preparing_for_maintenance",
-                                            "inactive"):
-            return "nothing to undo"
-        return "the domain is inactive: deactivate it again, or activate it"
-
-
 # ---------------------------------------------------------------- detach
-class DetachStorageDomain(_DomainCommand):
+class DetachStorageDomain(DomainCommand):
     action_type = "DetachStorageDomainFromPool"
     verb = "detachment"
 
@@ -674,7 +366,7 @@ class DetachStorageDomain(_DomainCommand):
                     "force": "false"})
             except JsonRpcError as exc:
                 raise storage_error("The SPM could not detach the domain", exc) from None
-        await _unattach(self.s, self.sd_id, self.dc_id)
+        await unattach(self.s, self.sd_id, self.dc_id)
         if self.row["master"]:
             await self.s.pool.execute("UPDATE data_centers SET master_version=0, "
                                       "spm_host_id=NULL, status='uninitialized' WHERE id=$1",
@@ -689,7 +381,7 @@ class DetachStorageDomain(_DomainCommand):
 
 
 # ---------------------------------------------------------------- remove
-class RemoveStorageDomain(_DomainCommand):
+class RemoveStorageDomain(DomainCommand):
     action_type = "RemoveStorageDomain"
     verb = "removal"
 
@@ -724,7 +416,7 @@ class RemoveStorageDomain(_DomainCommand):
     async def execute(self) -> None:
         if not self.destroy and self.host_id is not None:
             connector = self.s.storage.connector
-            conn = _connection_of(self.row)
+            conn = connection_of(self.row)
             try:
                 await connector.connect_servers(self.host_id, [conn])
                 if self.format:
@@ -735,7 +427,7 @@ class RemoveStorageDomain(_DomainCommand):
                     await self.s.hosts.call(self.host_id, "StorageDomain.getInfo",
                                             {"storagedomainID": self.sd_id})
             except (JsonRpcError, HostUnavailable) as exc:
-                raise _host_error("The host could not reach the storage domain (destroy=true "
+                raise host_error("The host could not reach the storage domain (destroy=true "
                                   "removes it from the engine anyway)", exc) from None
             await connector.disconnect_servers(self.host_id, [conn])
         async with self.s.pool.acquire() as c, c.transaction():

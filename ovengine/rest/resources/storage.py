@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from ...aaa.permits import ActionGroup as AG
-from ...domain import storage_commands as sc
+from ...domain import storage_activation as sa, storage_commands as sc
 from ...domain.disk_commands import AddDisk, RemoveDisk
 from ...errors import ValidationFailed
 from ..context import ctx, ident, require, run
@@ -233,7 +233,7 @@ def _sd_action(name: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
         dc, sd = request.match_info["id"], request.match_info["sid"]
         body = await read_body(request, "action")
-        cls = sc.ActivateStorageDomain if name == "activate" else sc.DeactivateStorageDomain
+        cls = sa.ActivateStorageDomain if name == "activate" else sa.DeactivateStorageDomain
         result = await run(request, cls(ctx(request).s, ident(request).principal, sd, dc))
         return action_response(request, body, result)
     handler.__name__ = f"sd_{name}"

@@ -9,7 +9,7 @@ import re
 import uuid
 
 from ovengine.daemon import Engine
-from ovengine.domain.storage_commands import ActivateStorageDomain, DeactivateStorageDomain
+from ovengine.domain.storage_activation import ActivateStorageDomain, DeactivateStorageDomain
 from tests.fixtures.engine import EngineFactory, wait_until
 from tests.fixtures.engine_storage import (STORAGE_ENGINE, posix_data_center, require_storage,
                                            storage_hosts, wait_dc_up)
