@@ -309,10 +309,11 @@ class SpmManager:
 
     async def _adopt(self, layout: PoolLayout, host: str, st: dict[str, Any]) -> None:
         dc_id = layout.dc_id
-        self.spm[dc_id] = host
+        # The database first: whoever sees the SPM in memory finds it recorded.
         await self.pool.execute("UPDATE data_centers SET spm_host_id=$2, spm_lver=$3, "
                                 "spm_changed_at=now() WHERE id=$1", uuid.UUID(dc_id),
                                 uuid.UUID(host), int(st.get("spmLver", -1)))
+        self.spm[dc_id] = host
         rt = self.hosts.hosts[host]
         log.info("%s is the SPM of data center %s (lver %s)", rt.name, layout.name,
                  st.get("spmLver"))

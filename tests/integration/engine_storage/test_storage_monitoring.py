@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import uuid
 from pathlib import Path
+from typing import Any
 
 from ovagent.storage.metadata import transform_path
 from ovengine.domain.commands import SYSTEM
@@ -44,11 +45,14 @@ async def test_host_without_its_storage_is_non_operational_then_recovers(
     umount = await asyncio.create_subprocess_exec("umount", "-l", str(mount))
     assert await umount.wait() == 0
     await wait_until(lambda: rt.status == "non_operational", 30, "host non operational")
-    detail = await s.pool.fetchval("SELECT status_detail FROM host_dynamic WHERE host_id=$1",
-                                   uuid.UUID(rt.id))
-    assert "cannot access the Storage Domain(s) data1" in detail
-    assert await s.pool.fetchval("SELECT count(*) FROM audit_log WHERE log_type=522 AND "
-                                 "host_id=$1", uuid.UUID(rt.id)) >= 1
+
+    async def recorded() -> Any:  # the database follows the in-memory status
+        return await s.pool.fetchrow(
+            "SELECT d.status_detail FROM host_dynamic d WHERE d.host_id=$1 AND "
+            "d.status='non_operational' AND EXISTS (SELECT 1 FROM audit_log a WHERE "
+            "a.log_type=522 AND a.host_id=d.host_id)", uuid.UUID(rt.id))
+    row = await wait_until(recorded, 10, "non_operational recorded and audited")
+    assert "cannot access the Storage Domain(s) data1" in row["status_detail"]
     # the data center stays up on the other host
     assert await s.pool.fetchval("SELECT status FROM data_centers WHERE id=$1",
                                  uuid.UUID(dc)) == "up"
