@@ -40,6 +40,9 @@ class LibvirtConfig:
     monitoring_threads: int = 4
     lifecycle_timeout_s: float = 120.0
     monitoring_timeout_s: float = 30.0
+    # False: report no KVM, so the engine starts VMs under TCG (for hosts
+    # whose /dev/kvm opens but cannot run guests, e.g. broken nested KVM).
+    use_kvm: bool = True
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,8 @@ def make_hypervisor(config: AgentConfig) -> Hypervisor:
     return LibvirtHypervisor(lc.uri, lifecycle_threads=lc.lifecycle_threads,
                              monitoring_threads=lc.monitoring_threads,
                              lifecycle_timeout_s=lc.lifecycle_timeout_s,
-                             monitoring_timeout_s=lc.monitoring_timeout_s)
+                             monitoring_timeout_s=lc.monitoring_timeout_s,
+                             use_kvm=lc.use_kvm)
 
 
 class Agent:

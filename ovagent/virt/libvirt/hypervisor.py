@@ -10,6 +10,7 @@ resynchronise with whatever happened meanwhile.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -89,8 +90,9 @@ def _parse_sample(uuid: str, rec: dict[str, Any]) -> DomainSample:
 class LibvirtHypervisor:
     def __init__(self, uri: str, *, lifecycle_threads: int = 8, monitoring_threads: int = 4,
                  lifecycle_timeout_s: float = 120.0, monitoring_timeout_s: float = 30.0,
-                 reconnect_max_s: float = 10.0) -> None:
+                 reconnect_max_s: float = 10.0, use_kvm: bool = True) -> None:
         self.uri = uri
+        self.use_kvm = use_kvm
         self._boundary = LibvirtBoundary(lifecycle_threads, monitoring_threads,
                                          lifecycle_timeout_s, monitoring_timeout_s)
         self._reconnect_max_s = reconnect_max_s
@@ -392,8 +394,11 @@ class LibvirtHypervisor:
 
     async def node_info(self) -> NodeInfo:
         if self._node_info is None:
-            self._node_info = await self._call(Pool.MONITORING, node_info_blocking,
-                                               self._require())
+            info: NodeInfo = await self._call(Pool.MONITORING, node_info_blocking,
+                                              self._require())
+            if not self.use_kvm:  # the admin says KVM does not work here: TCG
+                info = dataclasses.replace(info, kvm_enabled=False)
+            self._node_info = info
         return self._node_info
 
     def _node_memory_blocking(self) -> NodeMemory:
