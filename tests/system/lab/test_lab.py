@@ -115,7 +115,17 @@ async def test_qemu_lab_hosts_share_libvirtd_but_not_vms(engine_dsn: str) -> Non
 
         async def both_up() -> bool:
             return all([await vm_status(engine, vm) == "up" for vm in vms])
-        await wait_until(both_up, 60, "QEMU VMs up")
+        try:
+            await wait_until(both_up, 60, "QEMU VMs up")
+        except AssertionError as exc:  # say what the engine saw instead
+            statuses = [await vm_status(engine, vm) for vm in vms]
+            events = await s.pool.fetch("SELECT log_type, message FROM audit_log "
+                                        "ORDER BY id DESC LIMIT 15")
+            logs = {str(p.relative_to(base)): p.read_text()[-2000:]
+                    for p in base.rglob("agent.log")}
+            raise AssertionError(f"{exc}: statuses {statuses}; latest events "
+                                 f"{[(e['log_type'], e['message']) for e in events]}; "
+                                 f"agent logs {logs}") from None
         # Each host reports exactly its own VM (no external duplicates).
         counts = await s.pool.fetch("SELECT run_on_host_id, count(*) FROM vm_dynamic "
                                     "WHERE status='up' GROUP BY run_on_host_id")
