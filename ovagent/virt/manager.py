@@ -223,16 +223,43 @@ class VmManager:
                 # the engine extends thin disks on it)
                 vm.pause_code = _PAUSE_CODES.get(ev.detail, "NOERR")
             self._set_status(vm, VmStatus.PAUSED)
+            self._check_pause_state(vm)
         elif kind is DomainEventKind.RESUMED:
             if vm.status is VmStatus.PAUSED:
                 vm.pause_code = "NOERR"
                 self._set_status(vm, VmStatus.UP)
+            self._check_pause_state(vm)
         elif kind is DomainEventKind.IO_ERROR:
             reason = ev.detail.lower()  # libvirt: "enospc", "eio", "eperm", ...
             vm.pause_code = "ENOSPC" if "enospc" in reason or "no space" in reason else \
                 "EPERM" if "eperm" in reason else "EIO"
         elif kind is DomainEventKind.STOPPED:
             self._domain_gone(vm, ev.detail)
+
+    def _check_pause_state(self, vm: Vm) -> None:
+        """Pause and resume events of a starting domain can arrive late or out
+        of order (seen with two agents on one libvirtd: Up, then a stale
+        SUSPENDED): after each one the domain's real state has the last word,
+        unless another such event came meanwhile."""
+        vm.pause_events += 1
+        self._spawn(self._apply_pause_state(vm, vm.pause_events), "vm-pause-state")
+
+    async def _apply_pause_state(self, vm: Vm, seen: int) -> None:
+        try:
+            domains = {d.uuid: d for d in await self.hypervisor.list_domains()}
+        except HypervisorError as exc:
+            log.warning("state check of VM %s failed: %s", vm.id, exc)
+            return
+        d = domains.get(vm.id)
+        if d is None or vm.pause_events != seen or self.vms.get(vm.id) is not vm:
+            return  # gone (the stopped event tells) or overtaken by a newer event
+        status = _status_from_domain(d)
+        if status is VmStatus.UP and vm.status is VmStatus.PAUSED:
+            vm.pause_code = "NOERR"
+            self._set_status(vm, VmStatus.UP)
+        elif status is VmStatus.PAUSED and vm.status is VmStatus.UP:
+            vm.pause_code = _PAUSE_CODES.get(d.reason, "NOERR")
+            self._set_status(vm, VmStatus.PAUSED)
 
     def _domain_gone(self, vm: Vm, detail: str) -> None:
         if vm.destroy_requested or vm.status is VmStatus.DOWN:

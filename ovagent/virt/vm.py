@@ -112,6 +112,9 @@ class Vm:
     # What the engine asked for, to tell an admin shutdown from a guest one.
     shutdown_requested: bool = False
     destroy_requested: bool = False
+    # Counts pause/resume events: a state check started before the latest
+    # one is stale and must not overrule it.
+    pause_events: int = 0
     balloon_target_kib: int | None = None
     # Block jobs (live merges) by job id, as vdsm's vmJobs; replace, never mutate.
     vm_jobs: dict[str, Any] = field(default_factory=dict)

@@ -72,6 +72,35 @@ async def test_a_vm_started_behind_our_back_is_adopted() -> None:
     await manager.close()
 
 
+async def test_a_stale_pause_event_is_corrected_from_the_domain_state() -> None:
+    """Up, then a late SUSPENDED event for a domain that runs: the agent
+    checks the real state and reports Up again (no VM stuck Paused)."""
+    from ovagent.virt.hypervisor import DomainEvent, DomainEventKind
+
+    fake = FakeHypervisor()
+    manager, events = await manager_on(fake)
+    vm_id = new_vm_id()
+    await manager.create({"vmId": vm_id, "xml": domain_xml("fake", "x", vm_id)})
+    await events.wait_for(lambda _: manager.vms[vm_id].status is VmStatus.UP, 5, "Up")
+    manager._on_domain_event(DomainEvent(vm_id, DomainEventKind.SUSPENDED, "user", ""))
+    assert manager.vms[vm_id].status is VmStatus.PAUSED  # what the event said
+    await events.wait_for(lambda _: manager.vms[vm_id].status is VmStatus.UP, 5,
+                          "Up again from the domain state")
+    # a real pause stays a pause, even checked after the fact
+    await manager.pause(vm_id)
+    await events.wait_for(lambda _: manager.vms[vm_id].status is VmStatus.PAUSED, 5, "Paused")
+    vm = manager.vms[vm_id]
+    await manager._apply_pause_state(vm, vm.pause_events)
+    assert vm.status is VmStatus.PAUSED
+    # a check overtaken by a newer pause/resume event changes nothing
+    await manager.cont(vm_id)
+    await events.wait_for(lambda _: vm.status is VmStatus.UP, 5, "Up after resume")
+    vm.status = VmStatus.PAUSED  # as if a stale event had just been applied
+    await manager._apply_pause_state(vm, vm.pause_events - 1)
+    assert vm.status is VmStatus.PAUSED
+    await manager.close()
+
+
 @pytest.mark.parametrize("how, code, reason", [("crash", 1, 1), ("guest_shutdown", 0, 7)])
 async def test_exit_reasons(how: str, code: int, reason: int) -> None:
     fake = FakeHypervisor()
