@@ -541,19 +541,8 @@ class ImportTemplateFromOva(_ImportFromOva):
 
     async def compensate(self) -> None:
         disks = [(n.sd_id, n.disk_id) for _, n in self.plans]
-        if not self.tasks or not disks or await self.remove_images_now(self.dc_id, disks):
-            async with self.s.pool.acquire() as conn, conn.transaction():
-                await conn.execute("DELETE FROM disks WHERE id = ANY($1::uuid[])",
-                                   [uuid.UUID(d) for _, d in disks])
-                await conn.execute("DELETE FROM vm_static WHERE id=$1 AND "
-                                   "entity_type='template'", uuid.UUID(self.entity_id))
-            outcome = "the template was removed"
-        else:
-            async with self.s.pool.acquire() as conn, conn.transaction():
-                await set_disks_status(conn, [d for _, d in disks], "illegal")
-                await conn.execute("UPDATE vm_static SET template_status='illegal' WHERE id=$1",
-                                   uuid.UUID(self.entity_id))
-            outcome = "it is illegal"
+        outcome = await self.undo_new_vm(self.dc_id, self.entity_id, disks,
+                                         bool(self.tasks and disks), template=True)
         await self.s.audit.log(_audit(StorageAudit.USER_ADD_VM_TEMPLATE_FINISHED_FAILURE),
                                f"Failed to import Template {self.name} from OVA "
                                f"{self.ova_path} ({outcome}).", self.refs())

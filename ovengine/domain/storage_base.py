@@ -94,21 +94,30 @@ class StorageCommand(Command):
         return not await self.wait_tasks()
 
     async def undo_new_vm(self, dc_id: str, vm_id: str, disks: list[tuple[str, str]],
-                          volumes_started: bool) -> str:
-        """Compensation of a command that made a VM with new disks (add from
-        a template, OVA import): delete the disks' images and the VM; if the
-        images cannot be deleted, keep the VM down with illegal disks. Returns
-        what happened, for the audit message."""
+                          volumes_started: bool, template: bool = False) -> str:
+        """Compensation of a command that made a VM or template with new disks
+        (add from a template, template from a VM, OVA imports): delete the
+        disks' images and the entity; if the images cannot be deleted, keep it
+        with illegal disks (a VM down, a template illegal). Returns what
+        happened, for the audit message."""
+        what = "the template" if template else "the VM"
         if not volumes_started or await self.remove_images_now(dc_id, disks):
             async with self.s.pool.acquire() as conn, conn.transaction():
                 await conn.execute("DELETE FROM disks WHERE id = ANY($1::uuid[])",
                                    [uuid.UUID(d) for _, d in disks])
-                await conn.execute("DELETE FROM permissions WHERE object_type='vm' AND "
-                                   "object_id=$1", uuid.UUID(vm_id))
+                await conn.execute("DELETE FROM permissions WHERE object_type=$2 AND "
+                                   "object_id=$1", uuid.UUID(vm_id),
+                                   "template" if template else "vm")
                 await conn.execute("DELETE FROM vm_static WHERE id=$1", uuid.UUID(vm_id))
-            self.s.store.remove(vm_id)
-            return "the VM was removed"
+            if not template:
+                self.s.store.remove(vm_id)
+            return f"{what} was removed"
         async with self.s.pool.acquire() as conn, conn.transaction():
             await set_disks_status(conn, [d for _, d in disks], "illegal")
+            if template:
+                await conn.execute("UPDATE vm_static SET template_status='illegal' "
+                                   "WHERE id=$1", uuid.UUID(vm_id))
+        if template:
+            return "it is illegal"
         await self.s.store.set_status(vm_id, "down", None)
         return "its disks are illegal"

@@ -174,19 +174,8 @@ class AddTemplate(StorageCommand):
         if not self.plans:
             return
         disks = [(d.sd_id, d.disk_id) for _, d in self.plans]
-        if not self.tasks or await self.remove_images_now(self.dc_id, disks):
-            async with self.s.pool.acquire() as conn, conn.transaction():
-                await conn.execute("DELETE FROM disks WHERE id = ANY($1::uuid[])",
-                                   [uuid.UUID(d) for _, d in disks])
-                await conn.execute("DELETE FROM vm_static WHERE id=$1",
-                                   uuid.UUID(self.template_id))
-            outcome = "the template was removed"
-        else:
-            async with self.s.pool.acquire() as conn, conn.transaction():
-                await set_disks_status(conn, [d for _, d in disks], "illegal")
-                await conn.execute("UPDATE vm_static SET template_status='illegal' WHERE id=$1",
-                                   uuid.UUID(self.template_id))
-            outcome = "it is illegal"
+        outcome = await self.undo_new_vm(self.dc_id, self.template_id, disks,
+                                         bool(self.tasks), template=True)
         await self.s.audit.log(_audit(StorageAudit.USER_ADD_VM_TEMPLATE_FINISHED_FAILURE),
                                f"Failed to complete creation of Template {self.name} from VM "
                                f"{self.vm['name']} ({outcome}).", self.refs())
