@@ -208,24 +208,40 @@ class HostManager:
             rt.grace.cancel()
             rt.grace = None
         rt.connects += 1
+        link = rt.connects
         if rt.status != "maintenance":
             await self.set_status(rt, "initializing", "reading capabilities")
-        try:
-            caps = await self._call_recovering(rt, "Host.getCapabilities")
+        # A failed initialization on a link that stays up (a timed out call, an
+        # agent error, a database hiccup) is retried: nothing else would ever
+        # move the host out of "initializing". A new link starts its own round.
+        delay = self.cfg.reconnect_initial_s
+        while rt.connected and rt.connects == link and not self._closing:
             try:
-                hw = await self._call_recovering(rt, "Host.getHardwareInfo")
-            except JsonRpcError:
-                hw = {}
-            rt.facts = facts_from_capabilities(caps)
-            await save_capabilities(self.pool, uuid.UUID(rt.id), rt.facts, caps, hw)
-            await self.poll_host(rt, vms=True, stats=True)
-        except (RpcConnectionError, JsonRpcError) as exc:
-            log.warning("host %s: initialization failed: %s", rt.name, exc)
-            return  # the link state machine takes it from here
-        if rt.connected:
-            status, detail = await self._ready_status(rt)
-            if rt.connected:
-                await self.set_status(rt, status, detail)
+                await self._initialize(rt)
+            except Exception as exc:  # a bug must not leave the host initializing either
+                expected = isinstance(exc, (RpcConnectionError, JsonRpcError,
+                                            asyncpg.PostgresError, OSError))
+                log.warning("host %s: initialization failed: %s (retry in %.1f s)",
+                            rt.name, exc, delay, exc_info=not expected)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.cfg.reconnect_max_s)
+                continue
+            if rt.connected and rt.connects == link:
+                status, detail = await self._ready_status(rt)
+                if rt.connected and rt.connects == link:
+                    await self.set_status(rt, status, detail)
+            return
+
+    async def _initialize(self, rt: HostRuntime) -> None:
+        """Capabilities, hardware and a first poll of a freshly connected host."""
+        caps = await self._call_recovering(rt, "Host.getCapabilities")
+        try:
+            hw = await self._call_recovering(rt, "Host.getHardwareInfo")
+        except JsonRpcError:
+            hw = {}
+        rt.facts = facts_from_capabilities(caps)
+        await save_capabilities(self.pool, uuid.UUID(rt.id), rt.facts, caps, hw)
+        await self.poll_host(rt, vms=True, stats=True)
 
     async def _ready_status(self, rt: HostRuntime) -> tuple[str, str]:
         """The status a connected host goes to: its admin status, unless it
