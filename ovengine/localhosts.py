@@ -57,10 +57,33 @@ def node_xml(cpus: int = 8, memory_mib: int = 32768) -> str:
                            cpus=sockets * cores * threads, memory_kib=memory_mib * 1024)
 
 
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, below the kernel's ephemeral range.
+
+    Outgoing connections take their local ports from the ephemeral range, so
+    a port picked there (bind to 0) can be taken by some client's connection
+    before the server that was meant to listen on it starts.
+    """
+    import random
     import socket
 
-    with socket.socket() as s:
+    high = _ephemeral_start() - 1
+    for _ in range(200):
+        port = random.randint(max(1024, high - 12000), high)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded low range: fall back to the kernel's pick
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
