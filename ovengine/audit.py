@@ -75,6 +75,12 @@ class AuditType(enum.IntEnum):
     USER_REMOVE_PERMISSION = 852
     USER_ADD_ROLE = 854
     USER_REMOVE_ROLE = 858
+    NETWORK_REMOVE_VM_INTERFACE = 930
+    NETWORK_REMOVE_VM_INTERFACE_FAILED = 931
+    NETWORK_ADD_VM_INTERFACE = 932
+    NETWORK_ADD_VM_INTERFACE_FAILED = 933
+    NETWORK_UPDATE_VM_INTERFACE = 934
+    NETWORK_UPDATE_VM_INTERFACE_FAILED = 935
     HA_VM_FAILED = 9602
     HA_VM_RESTART_FAILED = 9603
     # oVirt's code for its unlock-entity script; we log it when an engine
@@ -105,6 +111,9 @@ SEVERITY: dict[int, str] = {
     AuditType.VDS_SET_NONOPERATIONAL: "error",
     AuditType.USER_RUN_UNLOCK_ENTITY_SCRIPT: "warning",
     AuditType.HA_VM_FAILED: "error",
+    AuditType.NETWORK_REMOVE_VM_INTERFACE_FAILED: "error",
+    AuditType.NETWORK_ADD_VM_INTERFACE_FAILED: "error",
+    AuditType.NETWORK_UPDATE_VM_INTERFACE_FAILED: "error",
     AuditType.HA_VM_RESTART_FAILED: "error",
 }
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protocol.configfile import load_config
+from protocol.configfile import ConfigError, load_config
 
 __all__ = ["EngineConfig", "DatabaseConfig", "ApiConfig", "HostsConfig", "MonitoringConfig",
-           "AuthConfig", "LdapConfig", "VmsConfig", "StorageConfig", "load",
+           "AuthConfig", "LdapConfig", "VmsConfig", "StorageConfig", "NetworkConfig", "load",
            "DEFAULT_CONFIG_PATH"]
 
 DEFAULT_CONFIG_PATH = Path("/etc/ov/ovengine.yaml")
@@ -86,6 +86,21 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class NetworkConfig:
+    # The MAC pool: "first-last" ranges the engine allocates VM NIC addresses
+    # from (oVirt's default pool is in 56:6f:xx:xx:xx:xx).
+    mac_pool_ranges: tuple[str, ...] = ("56:6f:00:00:00:00-56:6f:00:00:ff:ff",)
+
+    def __post_init__(self) -> None:
+        from .domain.macpool import MacPool  # the parser; a bad range is a startup error
+
+        try:
+            MacPool.parse(self.mac_pool_ranges)
+        except ValueError as exc:
+            raise ConfigError(f"network.mac_pool_ranges: {exc}") from None
+
+
+@dataclass(frozen=True)
 class LdapConfig:
     name: str = ""            # the profile/domain name users log in with (user@name)
     url: str = ""             # ldap://host:port
@@ -115,6 +130,7 @@ class EngineConfig:
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     vms: VmsConfig = field(default_factory=VmsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     log_level: str = "info"
 

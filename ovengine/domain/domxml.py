@@ -53,6 +53,7 @@ class NicSpec:
     mac: str
     model: str = "virtio"
     network: str = ""  # libvirt network or bridge; empty: no backend (link down)
+    linked: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +141,10 @@ def build_domain_xml(vm: VmSpec) -> str:
             _sub(iface, "source", bridge=n.network)
         else:
             iface = _sub(devices, "interface", type="user")
-            _sub(iface, "link", state="down")
         _sub(iface, "mac", address=n.mac)
         _sub(iface, "model", type=n.model)
+        if not (n.network and n.linked):
+            _sub(iface, "link", state="down")
     if vm.display_type in ("vnc", "spice"):
         g = _sub(devices, "graphics", type=vm.display_type, port="-1", autoport="yes",
                  passwd="*****", passwdValidTo="1970-01-01T00:00:01")

@@ -21,7 +21,7 @@ from protocol.jsonrpc import JsonRpcError
 from ..audit import AuditType
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..hosts.manager import HostUnavailable
-from ..ovf.model import OvfDisk, OvfError, OvfNic, OvfVm
+from ..ovf.model import OvfDisk, OvfError, OvfVm
 from ..ovf.reader import read_ovf
 from ..ovf.writer import write_ovf
 from ..storage.spm import StorageAudit, _audit
@@ -31,6 +31,8 @@ from .disk_commands import volume_create_params
 from .images import (INTERFACES, NewDisk, attach_disk_row, check_disk_format, insert_disk,
                      load_domain, require_active_domain, set_disks_status, vm_disks)
 from .locks import LockSpec
+from .nic_commands import mac_pool
+from .ova_nics import import_nics, ovf_nics
 from .storage_base import StorageCommand, illegal_if_locked, storage_error
 from .vm_base import check_memory, check_name, load_vm
 
@@ -151,13 +153,7 @@ class _ExportToOva(_HostTasks):
 
     async def _ovf(self, sizes: list[int]) -> OvfVm:
         row = self.row
-        nics = [OvfNic(name=r["name"], mac=r["mac_address"],
-                       interface="pv" if r["interface"] == "virtio" else "e1000",
-                       network=r["network"] or "", linked=r["linked"])
-                for r in await self.s.pool.fetch(
-                    "SELECT i.*, n.name AS network FROM vm_interfaces i LEFT JOIN networks n "
-                    "ON n.id = i.network_id WHERE i.vm_id=$1 ORDER BY i.name",
-                    uuid.UUID(self.entity_id))]
+        nics = await ovf_nics(self.s.pool, self.entity_id)
         disks = [OvfDisk(disk_id=str(d["id"]), file_id=str(d["image_id"]),
                          href=str(d["image_id"]), capacity=d["provisioned_size"],
                          file_size=size, populated_size=size, fmt=d["format"],
@@ -475,6 +471,7 @@ class ImportVmFromOva(_ImportFromOva):
         await conn.execute(
             "INSERT INTO snapshots (id, vm_id, snapshot_type, description) "
             "VALUES ($1, $2, 'active', 'Active VM')", uuid.uuid4(), uuid.UUID(self.vm_id))
+        await import_nics(conn, mac_pool(self.s), self.vm_id, self.dc_id, ovf.nics)
 
     async def after_insert(self) -> None:
         self.s.store.add(self.vm_id, self.name or "")

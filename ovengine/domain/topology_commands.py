@@ -110,6 +110,12 @@ class _Add(Command):
         pass
 
 
+async def add_default_profile(pool: Any, network_id: uuid.UUID, name: str) -> None:
+    """As oVirt does, a new network gets a vNIC profile of the same name."""
+    await pool.execute("INSERT INTO vnic_profiles (id, name, network_id) VALUES ($1, $2, $3)",
+                       uuid.uuid4(), name, network_id)
+
+
 async def _check_unique(cmd: Command, values: dict[str, Any], entity_id: str | None) -> None:
     kind: _Kind = cmd.kind  # type: ignore[attr-defined]
     if "name" not in values:
@@ -219,10 +225,12 @@ class AddDataCenter(_Add):
 
     async def after_add(self) -> None:
         # Like oVirt, every data center gets its management network.
+        network_id = uuid.uuid4()
         await self.s.pool.execute(
             "INSERT INTO networks (id, name, description, data_center_id, usages) "
             "VALUES ($1, 'ovirtmgmt', 'Management Network', $2, '{vm,management,display}')",
-            uuid.uuid4(), uuid.UUID(self.entity_id))
+            network_id, uuid.UUID(self.entity_id))
+        await add_default_profile(self.s.pool, network_id, "ovirtmgmt")
 
 
 class UpdateDataCenter(_Update):
@@ -269,6 +277,9 @@ class RemoveCluster(_Remove):
 class AddNetwork(_Add):
     action_type = "AddNetwork"
     kind = NETWORK
+
+    async def after_add(self) -> None:
+        await add_default_profile(self.s.pool, uuid.UUID(self.entity_id), self.values["name"])
 
 
 class UpdateNetwork(_Update):

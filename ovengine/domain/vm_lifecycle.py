@@ -19,6 +19,7 @@ from ..monitoring.store import ExitInfo
 from .commands import Principal
 from .domxml import DiskSpec, VmSpec, build_domain_xml, disk_targets
 from .images import vm_disks
+from .nic_commands import vm_nic_specs
 from .placement import HostCandidate, pick_host
 from .vm_base import VmCommand
 
@@ -124,7 +125,8 @@ class RunVm(VmCommand):
             display_address="0",
             ballooning=r["ballooning"], kvm=kvm,
             cluster_version=f"{cluster['compat_major']}.{cluster['compat_minor']}"
-            if cluster else "4.7", disks=disks)
+            if cluster else "4.7", disks=disks,
+            nics=await vm_nic_specs(self.s.pool, self.vm_id))
         xml = build_domain_xml(spec)
         host.pending_mib += r["memory_mib"]
         await self.s.store.set_status(self.vm_id, "wait_for_launch", host.id)

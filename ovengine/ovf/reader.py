@@ -225,7 +225,8 @@ def _read_hardware(hw: ET.Element, vm: OvfVm, disks: dict[str, OvfDisk]) -> None
                 name=_rasd(item, "Name") or _rasd(item, "ElementName") or
                 f"nic{len(vm.nics) + 1}",
                 mac=_rasd(item, "MACAddress") or "",
-                interface="pv" if sub in ("3", "VirtIO", "virtio") else "e1000",
+                interface="pv" if sub in ("3", "VirtIO", "virtio") else
+                "rtl8139" if sub in ("1", "rtl8139") else "e1000",
                 network=_rasd(item, "Connection") or "",
                 linked=_bool(_rasd(item, "Linked"), True)))
     if not memory_seen:

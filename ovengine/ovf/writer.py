@@ -213,11 +213,11 @@ def _hardware(x: _Xml, vm: OvfVm) -> None:
         _item(x, [("rasd:Caption", f"Ethernet adapter on {n.network or '[No Network]'}"),
                   ("rasd:InstanceId", n.name), ("rasd:ResourceType", 10),
                   ("rasd:OtherResourceType", n.network),
-                  ("rasd:ResourceSubType", 3 if n.interface == "pv" else 2),
+                  ("rasd:ResourceSubType", {"pv": 3, "rtl8139": 1}.get(n.interface, 2)),
                   ("rasd:Connection", n.network), ("rasd:Linked", _b(n.linked)),
                   ("rasd:Name", n.name), ("rasd:ElementName", n.name),
-                  ("rasd:MACAddress", n.mac), ("rasd:speed", 10000 if n.interface == "pv"
-                                                else 1000)])
+                  ("rasd:MACAddress", n.mac),
+                  ("rasd:speed", {"pv": 10000, "rtl8139": 100}.get(n.interface, 1000))])
     _item(x, [("rasd:Caption", "USB Controller"), ("rasd:InstanceId", 3),
               ("rasd:ResourceType", 23), ("rasd:UsbPolicy", "DISABLED")])
     x.close("VirtualHardwareSection")

@@ -20,8 +20,8 @@ from . import auth, sso
 from .context import CTX, ApiContext
 from .faults import fault_middleware
 from .policy import Routes, policy_middleware
-from .resources import (aaa, events, hosts, openapi, root, storage, stream, templates, topology,
-                        transfers, vms)
+from .resources import (aaa, events, hosts, nics, openapi, root, storage, stream, templates,
+                        topology, transfers, vms)
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -43,7 +43,7 @@ def build_app(services: "Services") -> web.Application:
     root.add_routes(r)
     openapi.add_routes(r)
     stream.add_routes(r)   # before /events/{id}
-    for module in (vms, hosts, topology, templates, storage, events, aaa, transfers):
+    for module in (vms, nics, hosts, topology, templates, storage, events, aaa, transfers):
         module.add_routes(r)
 
     async def on_shutdown(_app: web.Application) -> None:

@@ -22,7 +22,7 @@ COLLECTIONS: dict[str, bool] = {
     "clusters": True, "datacenters": True, "disks": True, "events": True, "groups": True,
     "hosts": True, "jobs": True, "networks": True, "permissions": False, "roles": False,
     "storagedomains": True, "templates": True, "users": True, "vms": True,
-    "imagetransfers": False,
+    "imagetransfers": False, "vnicprofiles": False,
 }
 
 

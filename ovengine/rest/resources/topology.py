@@ -87,7 +87,7 @@ def network_dict(r: Any) -> dict[str, Any]:
     i = str(r["id"])
     h = f"{API}/networks/{i}"
     return {"href": h, "id": i, "name": r["name"], "description": r["description"],
-            "comment": r["comment"], "link": links(h, ("permissions",)),
+            "comment": r["comment"], "link": links(h, ("permissions", "vnicprofiles")),
             "mtu": str(r["mtu"]), "required": b(r["required"]), "stp": b(r["stp"]),
             "usages": {"usage": list(r["usages"] or [])},
             "vlan": {"id": str(r["vlan_id"])} if r["vlan_id"] is not None else None,

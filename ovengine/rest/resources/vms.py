@@ -1,6 +1,6 @@
 """/vms: list (search), get, add, update, remove; actions start, stop,
 shutdown, reboot, suspend; sub-collections snapshots, nics, diskattachments,
-statistics (permissions: resources/permissions.py)."""
+statistics (nics: resources/nics.py; permissions: resources/permissions.py)."""
 
 from __future__ import annotations
 
@@ -489,32 +489,7 @@ async def remove_snapshot(request: web.Request) -> web.Response:
     return empty_ok()
 
 
-# ------------------------------------------------------ nics, disks, stats
-def nic_dict(r: Any) -> dict[str, Any]:
-    vm = str(r["vm_id"])
-    i = str(r["id"])
-    return {"href": f"{API}/vms/{vm}/nics/{i}", "id": i, "name": r["name"],
-            "interface": r["interface"], "linked": b(r["linked"]),
-            "mac": {"address": r["mac_address"]}, "plugged": b(r["plugged"]),
-            "network": ref("networks", r["network_id"]), "vm": ref("vms", vm)}
-
-
-async def list_nics(request: web.Request) -> web.Response:
-    rows = await ctx(request).s.pool.fetch(
-        "SELECT * FROM vm_interfaces WHERE vm_id = $1 ORDER BY name",
-        uuid.UUID(request.match_info["id"]))
-    return respond_collection(request, "nics", "nic", rows, nic_dict)
-
-
-async def get_nic(request: web.Request) -> web.Response:
-    row = await ctx(request).s.pool.fetchrow(
-        "SELECT * FROM vm_interfaces WHERE vm_id = $1 AND id = $2",
-        uuid.UUID(request.match_info["id"]), parse_uuid(request.match_info["nid"], "nic"))
-    if row is None:
-        raise NotFound(f"nic {request.match_info['nid']} does not exist")
-    return respond(request, "nic", nic_dict(row))
-
-
+# ----------------------------------------------------------- disks, stats
 def attachment_dict(r: Any, owner: str = "vms") -> dict[str, Any]:
     vm, disk = str(r["vm_id"]), str(r["disk_id"])
     return {"href": f"{API}/{owner}/{vm}/diskattachments/{disk}", "id": disk,
@@ -630,8 +605,6 @@ def add_routes(r: Routes) -> None:
     r.delete(f"{base}/{{id}}/snapshots/{{sid}}", remove_snapshot,
              act(AG.MANIPULATE_VM_SNAPSHOTS, "vm"))
     add_snapshot_routes(r, base)
-    r.get(f"{base}/{{id}}/nics", list_nics, read("vm"))
-    r.get(f"{base}/{{id}}/nics/{{nid}}", get_nic, read("vm"))
     r.get(f"{base}/{{id}}/diskattachments", list_attachments, read("vm"))
     r.get(f"{base}/{{id}}/diskattachments/{{did}}", get_attachment, read("vm"))
     r.post(f"{base}/{{id}}/diskattachments", add_attachment, act(AG.CONFIGURE_VM_STORAGE, "vm"))

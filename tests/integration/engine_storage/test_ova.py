@@ -3,9 +3,10 @@ agents on the libvirt test driver with real storage (sanlock, qemu-img).
 
 A VM whose raw disk holds known bytes is exported: the OVA is a tar with
 vm.ovf first and one qcow2 member named by the volume id; importing it makes
-a new VM whose disk holds the same bytes. An OVA packed here from the
-oVirt-style OVF fixture imports with its name, memory, CPUs, disk size and
-interface. Bad input gives clear faults.
+a new VM whose disk holds the same bytes and whose NICs are on the same
+networks (with new MACs: the source keeps its own). An OVA packed here from
+the oVirt-style OVF fixture imports with its name, memory, CPUs, disk size,
+disk interface and its NIC (network and MAC kept). Bad input gives clear faults.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 from ovengine.domain.commands import SYSTEM
 from ovengine.domain.disk_commands import AddDisk, DiskAttach
+from ovengine.domain.nic_commands import AddVmNic, NicConfig
 from ovengine.domain.ova_commands import ExportVmToOva, ImportVmFromOva
 from ovengine.domain.vm_commands import AddVm, VmConfig
 from ovengine.errors import ValidationFailed
@@ -52,6 +54,12 @@ async def _vm_disk(engine, vm_id: str):  # type: ignore[no-untyped-def]
     return rows
 
 
+async def _vm_nics(engine, vm_id: str):  # type: ignore[no-untyped-def]
+    return await engine.s.pool.fetch(
+        "SELECT name, mac_address, interface, vnic_profile_id::text AS profile, linked "
+        "FROM vm_interfaces WHERE vm_id=$1 ORDER BY name", uuid.UUID(vm_id))
+
+
 async def test_export_and_import_ova(engines: EngineFactory) -> None:
     require_storage()
     engine = await engines.start(storage=STORAGE_ENGINE)
@@ -74,6 +82,13 @@ async def test_export_and_import_ova(engines: EngineFactory) -> None:
     with open(volume_path(shared, sd, disk, vol), "r+b") as f:
         f.seek(3 * MiB)
         f.write(PATTERN)
+    mgmt_profile = str(await s.pool.fetchval(
+        "SELECT p.id FROM vnic_profiles p JOIN networks n ON n.id = p.network_id "
+        "WHERE n.name = 'ovirtmgmt' AND n.data_center_id = $1", uuid.UUID(dc)))
+    await s.runner.run(AddVmNic(s, SYSTEM, vm, NicConfig(
+        name="nic1", interface="rtl8139", vnic_profile_id=mgmt_profile)))
+    await s.runner.run(AddVmNic(s, SYSTEM, vm, NicConfig(name="nic2", linked=False)))
+    src_macs = [r["mac_address"] for r in await _vm_nics(engine, vm)]
 
     # ---- export
     out = engines.base / "export"
@@ -90,6 +105,9 @@ async def test_export_and_import_ova(engines: EngineFactory) -> None:
     assert (ovf.name, ovf.memory_mib, ovf.cpu_sockets) == ("ova-src", 768, 2)
     assert (d.disk_id, d.href, d.file_size) == (disk, vol, members[1].size)
     assert (d.interface, d.bootable, d.fmt) == ("virtio_scsi", True, "raw")
+    assert [(n.name, n.mac, n.interface, n.network, n.linked) for n in ovf.nics] == [
+        ("nic1", src_macs[0], "rtl8139", "ovirtmgmt", True),
+        ("nic2", src_macs[1], "pv", "", False)]
     member = out / "member.qcow2"
     with tarfile.open(ova) as tar, open(member, "wb") as f:
         f.write(tar.extractfile(members[1]).read())  # type: ignore[union-attr]
@@ -111,6 +129,12 @@ async def test_export_and_import_ova(engines: EngineFactory) -> None:
         assert f.read(len(PATTERN)) == PATTERN
     assert (await s.pool.fetchval("SELECT status FROM vm_dynamic WHERE vm_id=$1",
                                   uuid.UUID(new_vm))) == "down"
+    # The NICs come back on the same profiles; their MACs are taken (the source
+    # VM still has them), so the copy's come from the pool.
+    copy_nics = await _vm_nics(engine, new_vm)
+    assert [(n["name"], n["interface"], n["profile"], n["linked"]) for n in copy_nics] == [
+        ("nic1", "rtl8139", mgmt_profile, True), ("nic2", "virtio", None, False)]
+    assert not {n["mac_address"] for n in copy_nics} & set(src_macs)
 
     # ---- an OVA packed from the oVirt-style OVF fixture, with a small qcow2
     img = engines.base / "d.qcow2"
@@ -130,6 +154,10 @@ async def test_export_and_import_ova(engines: EngineFactory) -> None:
     [d3] = await _vm_disk(engine, vm3)
     assert (d3["provisioned_size"], d3["interface"], d3["bootable"], d3["format"],
             d3["alias"]) == (16 * MiB, "virtio_scsi", True, "cow", "centos8_Disk1")
+    # The fixture's NIC: its network exists here, its MAC is free (kept).
+    [n3] = await _vm_nics(engine, vm3)
+    assert (n3["name"], n3["mac_address"], n3["interface"], n3["profile"], n3["linked"]) == \
+        ("nic1", "56:6f:1a:2b:00:01", "virtio", mgmt_profile, True)
     copy = volume_path(shared, sd, str(d3["id"]), str(d3["image_id"]))
     got = subprocess.run(["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(img),
                           str(copy)], capture_output=True, text=True)
