@@ -112,7 +112,7 @@ async def allocate_mac(conn: Any, pool: MacPool) -> str:
     """A free address of the pool; call inside a transaction after lock_pool()
     and insert the NIC in the same transaction. 409 when the pool is full."""
     used = {mac_to_int(r["mac_address"]) for r in await conn.fetch(
-        "SELECT mac_address FROM vm_interfaces")}
+        "SELECT mac_address FROM vm_interfaces WHERE mac_address IS NOT NULL")}
     mac = pool.first_free(used)
     if mac is None:
         raise Conflict(f"Cannot allocate a MAC address: the MAC pool ({pool.size} addresses) "

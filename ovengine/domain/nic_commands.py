@@ -23,7 +23,8 @@ from .macpool import MacPool, allocate_mac, check_mac, lock_pool, mac_in_use
 from .vm_base import VmCommand
 
 __all__ = ["AddVmNic", "UpdateVmNic", "RemoveVmNic", "NicConfig", "NIC_MODELS",
-           "check_profile", "insert_nic", "vm_nic_specs", "mac_pool"]
+           "check_profile", "insert_nic", "vm_nic_specs", "mac_pool", "copy_nics_to_template",
+           "template_nics", "create_nics_from_template"]
 
 # oVirt's NicInterface values ov supports -> the libvirt <model type>.
 NIC_MODELS = {"virtio": "virtio", "e1000": "e1000", "rtl8139": "rtl8139"}
@@ -86,7 +87,7 @@ async def check_profile(pool: Any, profile_id: str, cluster_id: Any) -> str:
 
 
 async def insert_nic(conn: Any, vm_id: str, nic_id: str, name: str, interface: str,
-                     mac: str, profile_id: str | None, plugged: bool = True,
+                     mac: str | None, profile_id: str | None, plugged: bool = True,
                      linked: bool = True) -> None:
     try:
         await conn.execute(
@@ -98,7 +99,44 @@ async def insert_nic(conn: Any, vm_id: str, nic_id: str, name: str, interface: s
         raise _clash(exc, name, mac) from None
 
 
-def _clash(exc: asyncpg.UniqueViolationError, name: str, mac: str) -> Conflict:
+async def copy_nics_to_template(conn: Any, vm_id: str, template_id: str) -> int:
+    """In conn's transaction: the VM's NICs become the template's (same name,
+    interface, profile, plugged, linked), without MAC addresses. Returns how many."""
+    res = await conn.execute(
+        "INSERT INTO vm_interfaces (id, vm_id, name, mac_address, interface, "
+        "vnic_profile_id, plugged, linked) "
+        "SELECT gen_random_uuid(), $2, name, NULL, interface, vnic_profile_id, plugged, linked "
+        "FROM vm_interfaces WHERE vm_id = $1", uuid.UUID(vm_id), uuid.UUID(template_id))
+    return int(res.split()[-1])
+
+
+async def template_nics(pool: Any, template_id: str) -> list[asyncpg.Record]:
+    return list(await pool.fetch(
+        "SELECT * FROM vm_interfaces WHERE vm_id = $1 ORDER BY name, id",
+        uuid.UUID(template_id)))
+
+
+async def create_nics_from_template(conn: Any, mac_pool_: MacPool, vm_id: str,
+                                    nics: list[asyncpg.Record], dc_id: Any) -> None:
+    """In conn's transaction: a NIC of the new VM for each NIC of its template,
+    each with a new MAC from the pool (409 when the pool is exhausted, which
+    rolls the whole transaction back). A profile that is not one of a VM
+    network of the VM's data center becomes the empty profile."""
+    if not nics:
+        return
+    await lock_pool(conn)
+    for n in nics:
+        profile = n["vnic_profile_id"]
+        if profile is not None and not await conn.fetchval(
+                "SELECT 1 FROM vnic_profiles p JOIN networks w ON w.id = p.network_id "
+                "WHERE p.id = $1 AND w.data_center_id = $2 AND w.vm_network", profile, dc_id):
+            profile = None
+        await insert_nic(conn, vm_id, str(uuid.uuid4()), n["name"], n["interface"],
+                         await allocate_mac(conn, mac_pool_),
+                         str(profile) if profile else None, n["plugged"], n["linked"])
+
+
+def _clash(exc: asyncpg.UniqueViolationError, name: str, mac: str | None) -> Conflict:
     if "mac" in (exc.constraint_name or ""):
         return Conflict(f"The MAC address {mac} is already in use.")
     return Conflict(f"The VM already has a network interface named {name}.")

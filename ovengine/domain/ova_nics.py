@@ -26,7 +26,7 @@ async def ovf_nics(pool: Any, vm_id: str) -> list[OvfNic]:
         "LEFT JOIN vnic_profiles p ON p.id = i.vnic_profile_id "
         "LEFT JOIN networks n ON n.id = p.network_id WHERE i.vm_id = $1 ORDER BY i.name",
         uuid.UUID(vm_id))
-    return [OvfNic(name=r["name"], mac=r["mac_address"],
+    return [OvfNic(name=r["name"], mac=r["mac_address"] or "",
                    interface=_MODEL_TO_OVF.get(r["interface"], "pv"),
                    network=r["network"] or "", linked=r["linked"]) for r in rows]
 

@@ -24,6 +24,7 @@ from .commands import Principal
 from .images import (NewDisk, attach_disk_row, insert_disk, load_domain,
                      require_active_domain, set_disks_status, vm_disks, volume_description)
 from .locks import LockSpec
+from .nic_commands import copy_nics_to_template
 from .storage_base import StorageCommand, illegal_if_locked
 from .vm_base import BLANK_TEMPLATE_ID, STATIC_FIELDS, load_vm
 
@@ -139,6 +140,7 @@ class AddTemplate(StorageCommand):
                 self.comment, vm["cluster_id"], status,
                 uuid.UUID(self.principal.user_id) if self.principal.user_id else None,
                 vm["template_id"], *[vm[f] for f in STATIC_FIELDS])
+            await copy_nics_to_template(conn, self.vm_id, self.template_id)
             for src, d in self.plans:
                 await insert_disk(conn, d)
                 await attach_disk_row(conn, self.template_id, d.disk_id, src["interface"],

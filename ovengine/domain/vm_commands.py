@@ -25,6 +25,7 @@ from .disk_commands import volume_create_params
 from .images import (NewDisk, attach_disk_row, insert_disk, load_domain,
                      require_active_domain, set_disks_status, vm_disks, volume_description)
 from .locks import LockSpec
+from .nic_commands import create_nics_from_template, mac_pool, template_nics
 from .storage_base import StorageCommand, illegal_if_locked
 from .vm_base import (BLANK_TEMPLATE_ID, STATIC_FIELDS, USER_VM_MANAGER_ROLE_ID, VmCommand,
                       VmConfig, check_memory, check_name, load_vm)
@@ -67,6 +68,8 @@ class AddVm(StorageCommand):
         self.overrides = disks or {}
         self.plans: list[_DiskPlan] = []
         self.dc_id = ""
+        self.nics: list[Any] = []
+        self.vm_dc: Any = None
 
     def description(self) -> str:
         return f"Adding VM {self.config.name}"
@@ -86,7 +89,8 @@ class AddVm(StorageCommand):
                                name):
             raise Conflict(f"Cannot add VM. The name {name} is already in use.")
         try:
-            cluster = await pool.fetchrow("SELECT id, compat_major, compat_minor FROM clusters "
+            cluster = await pool.fetchrow("SELECT id, compat_major, compat_minor, "
+                                          "data_center_id FROM clusters "
                                           "WHERE id=$1", uuid.UUID(self.cluster_id))
         except ValueError:
             cluster = None
@@ -119,6 +123,8 @@ class AddVm(StorageCommand):
             if values[f] < 1:
                 raise ValidationFailed("cpu topology values must be at least 1", "cpu.topology")
         self.values = values
+        self.vm_dc = cluster["data_center_id"]
+        self.nics = await template_nics(pool, self.template_id)
         await self._plan_disks(cluster["id"])
 
     async def _plan_disks(self, cluster_id: uuid.UUID) -> None:
@@ -197,6 +203,8 @@ class AddVm(StorageCommand):
             await conn.execute(
                 "INSERT INTO snapshots (id, vm_id, snapshot_type, description) "
                 "VALUES ($1, $2, 'active', 'Active VM')", uuid.uuid4(), uuid.UUID(self.vm_id))
+            await create_nics_from_template(conn, mac_pool(self.s), self.vm_id, self.nics,
+                                            self.vm_dc)
             if self.principal.user_id and not self.principal.is_admin:
                 await conn.execute(
                     "INSERT INTO permissions (id, role_id, user_id, object_type, object_id) "

@@ -1,5 +1,5 @@
-"""VM network interfaces (/vms/{id}/nics: list, get, add, update, remove)
-and vNIC profiles (/vnicprofiles, /networks/{id}/vnicprofiles: read only)."""
+"""VM network interfaces (/vms/{id}/nics: list, get, add, update, remove),
+template network interfaces (/templates/{id}/nics: read only; no MAC) and vNIC profiles (/vnicprofiles, /networks/{id}/vnicprofiles: read only)."""
 
 from __future__ import annotations
 
@@ -34,13 +34,19 @@ VNIC_PROFILES = Collection(
 
 
 # ------------------------------------------------------------- rendering
-def nic_dict(r: Any) -> dict[str, Any]:
+def nic_dict(r: Any, owner: str = "vms") -> dict[str, Any]:
+    """A NIC of a VM (owner "vms") or of a template ("templates"); a template
+    NIC has no MAC address and renders without <mac>."""
     vm = str(r["vm_id"])
     i = str(r["id"])
-    return {"href": f"{API}/vms/{vm}/nics/{i}", "id": i, "name": r["name"],
-            "interface": r["interface"], "mac": {"address": r["mac_address"]},
-            "plugged": b(r["plugged"]), "linked": b(r["linked"]),
-            "vnic_profile": ref("vnicprofiles", r["vnic_profile_id"]), "vm": ref("vms", vm)}
+    out: dict[str, Any] = {"href": f"{API}/{owner}/{vm}/nics/{i}", "id": i, "name": r["name"],
+                           "interface": r["interface"]}
+    if r["mac_address"] is not None:
+        out["mac"] = {"address": r["mac_address"]}
+    out.update({"plugged": b(r["plugged"]), "linked": b(r["linked"]),
+                "vnic_profile": ref("vnicprofiles", r["vnic_profile_id"])})
+    out["template" if owner == "templates" else "vm"] = ref(owner, vm)
+    return out
 
 
 def profile_dict(r: Any) -> dict[str, Any]:
@@ -90,6 +96,23 @@ async def list_nics(request: web.Request) -> web.Response:
 
 async def get_nic(request: web.Request) -> web.Response:
     return await _nic(request, request.match_info["id"], request.match_info["nid"])
+
+
+async def list_template_nics(request: web.Request) -> web.Response:
+    rows = await ctx(request).s.pool.fetch(
+        "SELECT * FROM vm_interfaces WHERE vm_id = $1 ORDER BY name",
+        uuid.UUID(request.match_info["id"]))
+    return respond_collection(request, "nics", "nic", rows,
+                              lambda r: nic_dict(r, "templates"))
+
+
+async def get_template_nic(request: web.Request) -> web.Response:
+    row = await ctx(request).s.pool.fetchrow(
+        "SELECT * FROM vm_interfaces WHERE vm_id = $1 AND id = $2",
+        uuid.UUID(request.match_info["id"]), parse_uuid(request.match_info["nid"], "nic"))
+    if row is None:
+        raise NotFound(f"nic {request.match_info['nid']} does not exist")
+    return respond(request, "nic", nic_dict(row, "templates"))
 
 
 async def add_nic(request: web.Request) -> web.Response:
@@ -143,6 +166,8 @@ def add_routes(r: Routes) -> None:
     r.get(f"{vms}/{{id}}/nics/{{nid}}", get_nic, read("vm"))
     r.put(f"{vms}/{{id}}/nics/{{nid}}", update_nic, act(AG.CONFIGURE_VM_NETWORK, "vm"))
     r.delete(f"{vms}/{{id}}/nics/{{nid}}", remove_nic, act(AG.CONFIGURE_VM_NETWORK, "vm"))
+    r.get(f"{api}/templates/{{id}}/nics", list_template_nics, read("template"))
+    r.get(f"{api}/templates/{{id}}/nics/{{nid}}", get_template_nic, read("template"))
     r.get(f"{api}/vnicprofiles", list_profiles, LOGIN)
     r.get(f"{api}/vnicprofiles/{{id}}", get_profile, LOGIN)
     r.get(f"{api}/networks/{{id}}/vnicprofiles", network_profiles, read("network"))

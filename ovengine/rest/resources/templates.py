@@ -1,5 +1,6 @@
 """/templates: list, get, add from a VM (its disks are copied into template
-volumes; status locked -> ok), remove; the template's diskattachments."""
+volumes; status locked -> ok), remove; the template's diskattachments (its
+nics are in nics.py)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def template_dict(r: Any) -> dict[str, Any]:
     h = f"{API}/templates/{i}"
     return {
         "href": h, "id": i, "name": r["name"], "description": r["description"],
-        "comment": r["comment"], "link": links(h, ("diskattachments", "permissions")),
+        "comment": r["comment"], "link": links(h, ("diskattachments", "nics", "permissions")),
         "cpu": {"architecture": r["architecture"] or "x86_64",
                 "topology": {"cores": str(r["cpu_cores"]), "sockets": str(r["cpu_sockets"]),
                              "threads": str(r["cpu_threads"])}},

@@ -1,7 +1,8 @@
 """VM network interfaces through the official SDK (ovirtsdk4, unchanged): vNIC
 profiles, add/list/update/remove NICs, MACs from the pool, errors as faults,
-no change while the VM runs, and the NICs in the domain XML the host runs
-(libvirt test driver)."""
+no change while the VM runs, the NICs in the domain XML the host runs
+(libvirt test driver), and NICs carried from a VM to a template (no MAC) and
+from the template to new VMs (new MACs)."""
 
 from __future__ import annotations
 
@@ -137,6 +138,39 @@ async def test_sdk_vm_nics(engines: EngineFactory) -> None:
         await in_thread(vm_service.stop)
         await sdk_wait(lambda: vm_service.get().status == types.VmStatus.DOWN, 30, "VM down")
         await in_thread(n2.update, types.Nic(linked=True))
+
+        # A template made from the VM (no disks: allowed) carries its NICs
+        # without MACs; a VM made from the template gets them with new MACs.
+        templates = system.templates_service()
+        tpl = await in_thread(templates.add, types.Template(name="nictpl",
+                                                            vm=types.Vm(id=vm.id)))
+        await sdk_wait(lambda: templates.template_service(tpl.id).get().status
+                       == types.TemplateStatus.OK, 30, "template ok")
+        tnics = await in_thread(templates.template_service(tpl.id).nics_service().list)
+        assert [(n.name, n.interface, n.vnic_profile.id, n.linked, n.mac) for n in tnics] == [
+            ("eth1", types.NicInterface.E1000, by_name["net2"].id, True, None),
+            ("nic1", types.NicInterface.VIRTIO, mgmt.id, True, None)]
+        one = await in_thread(templates.template_service(tpl.id).nics_service()
+                              .nic_service(tnics[1].id).get)
+        assert one.name == "nic1" and one.mac is None and one.template.id == tpl.id
+        with pytest.raises(sdk.NotFoundError):
+            await in_thread(templates.template_service(tpl.id).nics_service()
+                            .nic_service(nic.id).get)  # the VM's NIC, not the template's
+        tpl_links = await in_thread(templates.template_service(tpl.id).get)
+        assert [n.name for n in await in_thread(conn.follow_link, tpl_links.nics)] == \
+            ["eth1", "nic1"]
+        src_macs = {n.mac.address for n in await in_thread(nics.list)}
+        for clone in (False, True):
+            vm2 = await in_thread(vms.add, types.Vm(
+                name=f"fromtpl{int(clone)}", cluster=types.Cluster(name="Default"),
+                template=types.Template(name="nictpl")), clone=clone)
+            new = await in_thread(vms.vm_service(vm2.id).nics_service().list)
+            assert [(n.name, n.interface, n.vnic_profile.id) for n in new] == [
+                ("eth1", types.NicInterface.E1000, by_name["net2"].id),
+                ("nic1", types.NicInterface.VIRTIO, mgmt.id)]
+            for n in new:
+                assert pool.contains(n.mac.address) and n.mac.address not in src_macs
+                src_macs.add(n.mac.address)
     finally:
         await in_thread(conn.close)
 
@@ -163,3 +197,16 @@ async def test_concurrent_nic_adds_get_distinct_macs(engines: EngineFactory) -> 
     assert sorted(macs) == [f"56:6f:00:00:00:0{i}" for i in range(8)]
     with pytest.raises(Conflict, match="exhausted"):
         await s.runner.run(AddVmNic(s, SYSTEM, vm_ids[0], NicConfig(name="nic2")))
+
+    # A VM from a template with a NIC needs a MAC too: with the pool exhausted
+    # the creation fails and leaves nothing behind.
+    from ovengine.domain.template_commands import AddTemplate
+
+    tpl = (await s.runner.run(AddTemplate(s, SYSTEM, vm_ids[0], "full"))).value
+    assert await s.pool.fetchval("SELECT count(*) FROM vm_interfaces WHERE vm_id = $1 AND "
+                                 "mac_address IS NULL", uuid.UUID(tpl)) == 1
+    with pytest.raises(Conflict, match="exhausted"):
+        await s.runner.run(AddVm(s, SYSTEM, cluster, template_id=tpl,
+                                 config=VmConfig(name="nomac")))
+    assert not await s.pool.fetchval("SELECT 1 FROM vm_static WHERE name = 'nomac'")
+    assert await s.pool.fetchval("SELECT count(*) FROM vm_interfaces") == 9
