@@ -118,9 +118,11 @@ async def test_one_spm_and_failover_only_after_the_dead_hosts_lease_expired(
     vitals = (await b.call("Host.getStats"))["storageDomains"][sd]
     assert vitals["valid"] and vitals["acquired"]
 
-    # Host A dies: agent and sanlock daemon, no clean release of anything.
-    await host_a.kill9()
+    # Host A dies: sanlock daemon and agent, no clean release of anything. The
+    # daemon goes first: one that outlives its client even briefly releases the
+    # client's leases cleanly (then B got the SPM lease at once).
     await daemon_a.kill9()
+    await host_a.kill9()
     killed_at = time.monotonic()
 
     # The engine retries spmStart on B. While A's lease may still be alive, sanlock
