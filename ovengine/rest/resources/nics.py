@@ -78,20 +78,24 @@ def nic_config(body: Body) -> NicConfig:
 
 # -------------------------------------------------------------- handlers
 async def _nic(request: web.Request, vm_id: str, nic_id: str,
-               status: int = 200) -> web.Response:
+               status: int = 200, owner: str = "vms") -> web.Response:
     row = await ctx(request).s.pool.fetchrow(
         "SELECT * FROM vm_interfaces WHERE vm_id = $1 AND id = $2",
         uuid.UUID(vm_id), parse_uuid(nic_id, "nic"))
     if row is None:
         raise NotFound(f"nic {nic_id} does not exist")
-    return respond(request, "nic", nic_dict(row), status=status)
+    return respond(request, "nic", nic_dict(row, owner), status=status)
 
 
-async def list_nics(request: web.Request) -> web.Response:
+async def _nics(request: web.Request, owner: str) -> web.Response:
     rows = await ctx(request).s.pool.fetch(
         "SELECT * FROM vm_interfaces WHERE vm_id = $1 ORDER BY name",
         uuid.UUID(request.match_info["id"]))
-    return respond_collection(request, "nics", "nic", rows, nic_dict)
+    return respond_collection(request, "nics", "nic", rows, lambda r: nic_dict(r, owner))
+
+
+async def list_nics(request: web.Request) -> web.Response:
+    return await _nics(request, "vms")
 
 
 async def get_nic(request: web.Request) -> web.Response:
@@ -99,20 +103,12 @@ async def get_nic(request: web.Request) -> web.Response:
 
 
 async def list_template_nics(request: web.Request) -> web.Response:
-    rows = await ctx(request).s.pool.fetch(
-        "SELECT * FROM vm_interfaces WHERE vm_id = $1 ORDER BY name",
-        uuid.UUID(request.match_info["id"]))
-    return respond_collection(request, "nics", "nic", rows,
-                              lambda r: nic_dict(r, "templates"))
+    return await _nics(request, "templates")
 
 
 async def get_template_nic(request: web.Request) -> web.Response:
-    row = await ctx(request).s.pool.fetchrow(
-        "SELECT * FROM vm_interfaces WHERE vm_id = $1 AND id = $2",
-        uuid.UUID(request.match_info["id"]), parse_uuid(request.match_info["nid"], "nic"))
-    if row is None:
-        raise NotFound(f"nic {request.match_info['nid']} does not exist")
-    return respond(request, "nic", nic_dict(row, "templates"))
+    return await _nic(request, request.match_info["id"], request.match_info["nid"],
+                      owner="templates")
 
 
 async def add_nic(request: web.Request) -> web.Response:
